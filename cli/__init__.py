@@ -1,0 +1,1 @@
+"""The `iot-monitoring` command line: stack, validate, generate, udf, watch."""

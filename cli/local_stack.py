@@ -1,0 +1,449 @@
+"""The local broker stack: Apache Kafka (KRaft, single node) and RabbitMQ as
+plain processes on loopback, started and stopped by pid.
+
+Kafka comes from its Maven Central artifacts (resolved by `stack/kafka/pom.xml`),
+RabbitMQ from Debian's `rabbitmq-server` package. Everything a run writes (data,
+logs, pid files) lives under one folder, `.stack/` at the repository root by
+default (`IOT_STACK_DIR`), so `down` can stop exactly what `up` started.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_POM = REPO_ROOT / "stack" / "kafka" / "pom.xml"
+KAFKA_JARS = REPO_ROOT / "stack" / "kafka" / "target" / "dependency"
+KAFKA_LOG4J = REPO_ROOT / "stack" / "kafka" / "log4j2.properties"
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+READY_TIMEOUT_S = float(os.environ.get("IOT_STACK_TIMEOUT", "90"))
+
+
+class StackError(RuntimeError):
+    """Something in the local stack did not come up or cannot be started."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack lives and which loopback ports it takes."""
+
+    home: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    rabbitmq_port: int = 5672
+    rabbitmq_dist_port: int = 25672
+    epmd_port: int = 4369
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
+        env = dict(os.environ if env is None else env)
+        return cls(
+            home=Path(env.get("IOT_STACK_DIR", REPO_ROOT / ".stack")),
+            kafka_port=int(env.get("IOT_KAFKA_PORT", 9092)),
+            kafka_controller_port=int(env.get("IOT_KAFKA_CONTROLLER_PORT", 9093)),
+            rabbitmq_port=int(env.get("IOT_RABBITMQ_PORT", 5672)),
+            rabbitmq_dist_port=int(env.get("IOT_RABBITMQ_DIST_PORT", 25672)),
+        )
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def rabbitmq_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.rabbitmq_port}/%2F"
+
+
+# --- small process helpers -------------------------------------------------
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+def pid_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """One process the stack started: its pid file, log and a marker that must
+    appear in its command line (so a recycled pid is never signalled)."""
+
+    name: str
+    folder: Path
+    marker: str
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / "pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "logs" / "server.out"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if pid_alive(pid) and self.marker in pid_cmdline(pid):
+            return pid
+        return None
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> int:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.folder,
+                start_new_session=True,  # own process group: `down` stops its children too
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc.pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the process group, then SIGKILL after `timeout`. True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(pid):
+                _reap(pid)
+                time.sleep(0.2)
+            if not _group_alive(pid):
+                break
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is left in the process group."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(")")[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def wait_until(check, timeout: float, what: str, proc: ManagedProcess | None = None) -> None:
+    """Poll `check()` until it is true; fail clearly on timeout or process death."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.pid() is None:
+            raise StackError(f"{what} exited while starting; see its log: {proc.log_file}\n{tail(proc.log_file)}")
+        time.sleep(0.5)
+    where = f"; see its log: {proc.log_file}\n{tail(proc.log_file)}" if proc else ""
+    raise StackError(f"{what} did not answer within {timeout:.0f} s{where}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"
+
+
+# --- Kafka -----------------------------------------------------------------
+
+
+def kafka_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    """A metadata request succeeds."""
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 1000, "log_level": 0})
+    try:
+        client.list_topics(timeout=timeout)
+        return True
+    except Exception:  # KafkaException on timeout / transport failure
+        return False
+
+
+def ensure_kafka_jars() -> Path:
+    """Resolve the broker's jars with Maven once; later starts reuse them."""
+    if not (KAFKA_JARS.is_dir() and any(KAFKA_JARS.glob("kafka_2.13-*.jar"))):
+        if shutil.which("mvn") is None:
+            raise StackError("Maven (mvn) is needed to fetch Kafka's jars; install it (apt-get install maven)")
+        log.info("resolving Apache Kafka from Maven Central into %s", KAFKA_JARS)
+        result = subprocess.run(
+            ["mvn", "-B", "-q", "-f", str(KAFKA_POM), "dependency:copy-dependencies", "-DincludeScope=runtime"],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"Maven could not resolve Kafka's jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return KAFKA_JARS
+
+
+def kafka_properties(cfg: StackConfig, data_dir: Path) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{cfg.kafka_controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port},CONTROLLER://127.0.0.1:{cfg.kafka_controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{cfg.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={data_dir}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "delete.topic.enable=true",
+            "log.retention.hours=24",
+            "",
+        ]
+    )
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class LocalKafka:
+    """Kafka in KRaft mode, one node, on loopback."""
+
+    def __init__(self, cfg: StackConfig):
+        self.cfg = cfg
+        self.folder = cfg.home / "kafka"
+        self.proc = ManagedProcess("kafka", self.folder, "kafka.Kafka")
+
+    def running_pid(self) -> int | None:
+        return self.proc.pid()
+
+    def up(self) -> str:
+        if self.proc.pid() is not None:
+            wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), READY_TIMEOUT_S, "Kafka", self.proc)
+            return f"Kafka already running (pid {self.proc.pid()}) on {self.cfg.kafka_bootstrap}"
+        for port in (self.cfg.kafka_port, self.cfg.kafka_controller_port):
+            if port_open(port):
+                raise StackError(
+                    f"port {port} on 127.0.0.1 is taken by a process this stack did not start; "
+                    f"stop it or choose other ports (IOT_KAFKA_PORT / IOT_KAFKA_CONTROLLER_PORT)"
+                )
+        jars = ensure_kafka_jars()
+        classpath = f"{jars}/*"
+        data = self.folder / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        props = self.folder / "server.properties"
+        props.write_text(kafka_properties(self.cfg, data))
+        java = shutil.which("java")
+        if java is None:
+            raise StackError("Java 17+ is needed to run Kafka; install it (apt-get install openjdk-17-jre-headless)")
+        if not (data / "meta.properties").exists():  # format the storage once
+            result = subprocess.run(
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                 "-c", str(props), "--ignore-formatted"],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                raise StackError(f"formatting Kafka's storage failed:\n{result.stdout}{result.stderr}")
+        logs = self.folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.proc.spawn(
+            [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+             f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", f"-Dkafka.logs.dir={logs}",
+             "-cp", classpath, "kafka.Kafka", str(props)]
+        )
+        wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), READY_TIMEOUT_S, "Kafka", self.proc)
+        return f"Kafka started (pid {self.proc.pid()}) on {self.cfg.kafka_bootstrap}; logs in {logs}"
+
+    def down(self) -> str:
+        return "Kafka stopped" if self.proc.stop() else "Kafka was not running"
+
+    def status(self) -> str:
+        pid = self.proc.pid()
+        if pid is None:
+            return f"Kafka     stopped  (port {self.cfg.kafka_port})"
+        state = "answering" if kafka_answers(self.cfg.kafka_bootstrap) else "NOT answering"
+        return f"Kafka     running  pid {pid}, {self.cfg.kafka_bootstrap}, {state}; logs {self.folder / 'logs'}"
+
+
+# --- RabbitMQ --------------------------------------------------------------
+
+
+def rabbitmq_answers(url: str) -> bool:
+    """An AMQP connection opens."""
+    import pika
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = 2
+    params.blocked_connection_timeout = 2
+    params.connection_attempts = 1
+    try:
+        pika.BlockingConnection(params).close()
+        return True
+    except Exception:  # pika raises many AMQP/connection error types
+        return False
+
+
+def ensure_rabbitmq_installed() -> None:
+    """Install Debian's rabbitmq-server when missing (needs root)."""
+    if RABBITMQ_SERVER.exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError("rabbitmq-server is not installed: run `sudo apt-get install rabbitmq-server`")
+    log.info("installing Debian's rabbitmq-server")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "rabbitmq-server"]):
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise StackError(f"`{' '.join(cmd)}` failed:\n{result.stderr[-2000:]}")
+
+
+class LocalRabbitMQ:
+    """RabbitMQ on loopback with its own data folder and node name.
+
+    The Erlang port mapper (epmd) is started by the stack only when none is
+    listening, so `down` never stops one that belongs to someone else.
+    """
+
+    def __init__(self, cfg: StackConfig):
+        self.cfg = cfg
+        self.folder = cfg.home / "rabbitmq"
+        self.proc = ManagedProcess("rabbitmq", self.folder, "rabbit")
+        self.epmd = ManagedProcess("epmd", cfg.home / "epmd", "epmd")
+
+    def running_pid(self) -> int | None:
+        return self.proc.pid()
+
+    def _env(self) -> dict[str, str]:
+        home = self.folder / "home"
+        for sub in ("home", "mnesia", "logs"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        return dict(
+            os.environ,
+            HOME=str(home),
+            RABBITMQ_HOME="/usr/lib/rabbitmq",
+            RABBITMQ_MNESIA_BASE=str(self.folder / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.folder / "logs"),
+            RABBITMQ_NODENAME=f"iotmon{self.cfg.rabbitmq_port}@localhost",  # one node name per stack
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.cfg.rabbitmq_port),
+            RABBITMQ_DIST_PORT=str(self.cfg.rabbitmq_dist_port),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.folder / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(self.folder / "rabbitmq"),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+            ERL_EPMD_PORT=str(self.cfg.epmd_port),
+        )
+
+    def up(self) -> str:
+        if self.proc.pid() is not None:
+            wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), READY_TIMEOUT_S, "RabbitMQ", self.proc)
+            return f"RabbitMQ already running (pid {self.proc.pid()}) on 127.0.0.1:{self.cfg.rabbitmq_port}"
+        for port in (self.cfg.rabbitmq_port, self.cfg.rabbitmq_dist_port):
+            if port_open(port):
+                raise StackError(
+                    f"port {port} on 127.0.0.1 is taken by a process this stack did not start; "
+                    f"stop it or choose other ports (IOT_RABBITMQ_PORT / IOT_RABBITMQ_DIST_PORT)"
+                )
+        ensure_rabbitmq_installed()
+        env = self._env()
+        if not port_open(self.cfg.epmd_port) and self.epmd.pid() is None:
+            epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+            self.epmd.folder.mkdir(parents=True, exist_ok=True)
+            self.epmd.spawn([epmd, "-address", "127.0.0.1", "-port", str(self.cfg.epmd_port)])
+            wait_until(lambda: port_open(self.cfg.epmd_port), 10, "epmd", self.epmd)
+        self.proc.spawn([str(RABBITMQ_SERVER)], env=env)
+        wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), READY_TIMEOUT_S, "RabbitMQ", self.proc)
+        return (
+            f"RabbitMQ started (pid {self.proc.pid()}) on 127.0.0.1:{self.cfg.rabbitmq_port} "
+            f"(guest/guest); logs in {self.folder / 'logs'}"
+        )
+
+    def down(self) -> str:
+        stopped = self.proc.stop()
+        self.epmd.stop()
+        return "RabbitMQ stopped" if stopped else "RabbitMQ was not running"
+
+    def status(self) -> str:
+        pid = self.proc.pid()
+        if pid is None:
+            return f"RabbitMQ  stopped  (port {self.cfg.rabbitmq_port})"
+        state = "answering" if rabbitmq_answers(self.cfg.rabbitmq_url) else "NOT answering"
+        return f"RabbitMQ  running  pid {pid}, 127.0.0.1:{self.cfg.rabbitmq_port}, {state}; logs {self.folder / 'logs'}"
+
+
+class LocalStack:
+    """Both brokers together, in a fixed order."""
+
+    def __init__(self, cfg: StackConfig | None = None):
+        self.cfg = cfg or StackConfig.from_env()
+        self.kafka = LocalKafka(self.cfg)
+        self.rabbitmq = LocalRabbitMQ(self.cfg)
+
+    def up(self) -> list[str]:
+        self.cfg.home.mkdir(parents=True, exist_ok=True)
+        return [self.kafka.up(), self.rabbitmq.up()]
+
+    def down(self) -> list[str]:
+        return [self.rabbitmq.down(), self.kafka.down()]
+
+    def status(self) -> list[str]:
+        return [self.kafka.status(), self.rabbitmq.status()]
+
+    def running(self) -> bool:
+        return self.kafka.running_pid() is not None and self.rabbitmq.running_pid() is not None

@@ -1,0 +1,52 @@
+"""Entry point of the `iot-monitoring` console script.
+
+Each sub-command lives in its own module under `cli/` and exposes
+`register(subparsers)`, which adds its parser and sets `func`; a command's
+`func(args)` returns the process exit code. User errors are reported as one
+clear message (exit 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = ("cli.stack", "cli.validate", "cli.generate", "cli.udf", "cli.watch")
+
+
+class UserError(Exception):
+    """A problem in what the user asked for or configured: printed, not traced."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iot-monitoring", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from operators.logs import configure_logging
+
+    configure_logging(args.log_format)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"iot-monitoring {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bytewax building blocks of the pipeline, each testable on its own."""

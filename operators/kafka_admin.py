@@ -1,0 +1,77 @@
+"""Kafka administration the pipeline needs before it runs: a bounded
+reachability check and topic creation.
+
+Bytewax's own Kafka source lists partitions with no timeout and hangs forever
+on an unreachable broker; every Kafka entry point of this package goes through
+`wait_for_kafka` first, so a wrong address is a clear error, and a broker that
+is still starting is waited for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable, Mapping
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer within the allowed time."""
+
+
+def admin_client(bootstrap: str, extra: Mapping[str, str] | None = None) -> AdminClient:
+    config = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
+    config.update(extra or {})
+    return AdminClient(config)
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, str] | None = None) -> AdminClient:
+    """Return an admin client once a metadata request succeeds; raise
+    BrokerUnavailable naming the address after `timeout_s`."""
+    client = admin_client(bootstrap, extra)
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            return client
+        except KafkaException as exc:
+            if time.monotonic() >= deadline:
+                raise BrokerUnavailable(
+                    f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({exc.args[0]}); "
+                    f"is the broker running? (`iot-monitoring stack up` starts a local one)"
+                ) from None
+            if attempt == 1:
+                log.warning("waiting for Kafka at %s ...", bootstrap)
+            time.sleep(0.5)
+
+
+def partition_counts(client: AdminClient, topics: Iterable[str], timeout_s: float = 10.0) -> dict[str, int]:
+    """Partitions per existing topic (missing topics are left out)."""
+    metadata = client.list_topics(timeout=timeout_s)
+    return {t: len(metadata.topics[t].partitions) for t in topics if t in metadata.topics and not metadata.topics[t].error}
+
+
+def ensure_topics(client: AdminClient, topics: Mapping[str, int], timeout_s: float = 30.0) -> None:
+    """Create the topics that do not exist yet (name -> partitions), and wait
+    until their metadata is visible."""
+    existing = partition_counts(client, topics)
+    missing = [NewTopic(name, num_partitions=parts, replication_factor=1) for name, parts in topics.items() if name not in existing]
+    if missing:
+        for name, future in client.create_topics(missing, request_timeout=timeout_s).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+            log.info("created topic %s", name)
+    deadline = time.monotonic() + timeout_s
+    while set(partition_counts(client, topics)) != set(topics):
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"topics {sorted(topics)} did not appear within {timeout_s:.0f} s")
+        time.sleep(0.1)

@@ -1,0 +1,432 @@
+"""Resources -> `config.pipeline.Pipeline`: the one place where their meaning is decided.
+
+Rules follow what the Streaming Runtime did with the same resources, so a
+user's pipeline behaves as before:
+
+- topic/exchange = `spec.name`, else `metadata.name`;
+- `options` keys starting with `ddl.` lose the prefix and become the stream's
+  options (Flink's `WITH (...)`), from which the value format, key fields,
+  startup mode and Kafka client properties (`properties.*`) are read;
+- `streamMode` absent means the stream may be read and written (the CRD sets
+  no default, and the repository's pipeline omits it);
+- broker addresses come from a `ClusterStream`'s `spec.storage.server.url`
+  when the Stream names one that has it, else from `KAFKA_BOOTSTRAP_SERVERS`
+  / `RABBITMQ_URL`, else the local stack's defaults.
+
+The environment is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence, get_args
+
+from config.errors import Problem, raise_if_any
+from config.loader import FieldPath, LoadedResource, Origin, of_kind
+from config.pipeline import (
+    DEFAULT_UDF_PORT,
+    LOCAL_KAFKA,
+    LOCAL_RABBITMQ,
+    EngineSettings,
+    LateEventMode,
+    Pipeline,
+    QueryProcessor,
+    StartupMode,
+    StreamSpec,
+    UdfProcessor,
+    UdfSpec,
+    ValueFormat,
+    frozen_map,
+)
+from config.resources import ClusterStream, Processor, QueryInputs, Stream, StreamRef
+from config.schemas import resolve_schema
+from config.timeexpr import parse_boolean, parse_duration_ms
+
+PLACEHOLDER = re.compile(r"\[\[STREAM:(\S*?)\]\]", re.IGNORECASE)
+_INSERT_TARGET = re.compile(r"INSERT\s+INTO\s+\[\[STREAM:(\S*?)\]\]", re.IGNORECASE)
+DDL_PREFIX = "ddl."
+KAFKA_PROPERTIES_PREFIX = "properties."
+REGISTRY_OPTIONS = (
+    "value.avro-confluent.url",
+    "value.avro-confluent.schema-registry.url",
+    "avro-confluent.url",
+    "avro-confluent.schema-registry.url",
+)
+VALUE_FORMATS: tuple[str, ...] = get_args(ValueFormat)
+STARTUP_MODES: tuple[str, ...] = get_args(StartupMode)
+LATE_EVENT_MODES: tuple[str, ...] = get_args(LateEventMode)
+SETTING_KEYS = {
+    "idle_timeout_ms": ("table.exec.source.idle-timeout", "idle-timeout"),
+    "max_future_skew_ms": ("max-future-skew",),
+    "quiet_advance": ("quiet-advance",),
+}
+
+
+class _Problems:
+    """Collects problems so that one run reports all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def at(self, origin: Origin) -> Reporter:
+        return Reporter(origin, self.items)
+
+
+@dataclass
+class Reporter:
+    """Records problems of one resource; `count` tells whether a step added any."""
+
+    origin: Origin
+    sink: list[Problem]
+
+    def __call__(self, message: str, path: FieldPath = ()) -> None:
+        self.sink.append(self.origin.problem(message, path))
+
+    @property
+    def count(self) -> int:
+        return len(self.sink)
+
+
+def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str, str] | None = None) -> Pipeline:
+    """Build the pipeline; raises `ConfigError` listing every problem found."""
+    env = os.environ if env is None else env
+    problems = _Problems()
+    clusters = {item.name: item.resource for item in of_kind(list(loaded), ClusterStream)}
+    declared = {item.name for item in of_kind(list(loaded), Stream)}
+    streams: dict[str, StreamSpec] = {}
+    for item in of_kind(list(loaded), Stream):
+        spec = _stream(item, clusters, env, problems.at(item.origin))
+        if spec is not None:
+            streams[item.name] = spec
+
+    queries: list[QueryProcessor] = []
+    udfs: list[UdfProcessor] = []
+    for item in of_kind(list(loaded), Processor):
+        links = _Links(declared, streams, problems.at(item.origin))
+        q, u = _processor(item, links, problems.at(item.origin))
+        queries += q
+        udfs += u
+    if not of_kind(list(loaded), Processor):
+        problems.items.append(Problem(source_file, "no Processor found: the file describes streams but nothing to run"))
+
+    settings = _engine_settings(loaded, problems)
+    raise_if_any(problems.items)
+    return Pipeline(
+        source_file=source_file,
+        streams=MappingProxyType(streams),
+        query_processors=tuple(queries),
+        udf_processors=tuple(udfs),
+        settings=settings,
+    )
+
+
+# --- streams -------------------------------------------------------------------
+
+
+def _stream(
+    item: LoadedResource, clusters: Mapping[str, ClusterStream], env: Mapping[str, str], report: Reporter
+) -> StreamSpec | None:
+    resource = item.resource
+    assert isinstance(resource, Stream)
+    spec = resource.spec
+    context = spec.data_schema_context
+    before = report.count
+    schema = resolve_schema(context, report)
+
+    raw_options = context.options if context else {}
+    options = {k[len(DDL_PREFIX):]: v for k, v in raw_options.items() if k.startswith(DDL_PREFIX)}
+
+    def option_path(key: str) -> tuple[str, ...]:
+        return ("spec", "dataSchemaContext", "options", DDL_PREFIX + key)
+
+    registry = (context.schema_registry_uri if context else None) or next(
+        (options[k] for k in REGISTRY_OPTIONS if options.get(k)), None
+    )
+    value_format = _value_format(spec.protocol, options, bool(schema.fields), context, registry, report, option_path)
+
+    key_fields = tuple(
+        k.strip() for k in re.split(r"[;,]", options["key.fields"]) if k.strip()
+    ) if options.get("key.fields") else tuple(spec.keys)
+    if schema.fields:
+        names = {f.name for f in schema.fields}
+        for i, key in enumerate(spec.keys):
+            if key not in names:
+                report(f"key {key!r} is not a field of the schema", ("spec", "keys", i))
+        if options.get("key.fields"):
+            for key in key_fields:
+                if key not in names:
+                    report(f"key field {key!r} is not a field of the schema", option_path("key.fields"))
+
+    startup_mode, startup_ts = _startup(options, report, option_path)
+    if report.count > before:
+        return None
+    return StreamSpec(
+        name=resource.metadata.name,
+        topic=spec.name or resource.metadata.name,
+        protocol=spec.protocol,
+        servers=_servers(spec.protocol, spec.storage.cluster_stream if spec.storage else None, clusters, env, report),
+        modes=frozenset(spec.stream_mode) if spec.stream_mode is not None else frozenset({"read", "write"}),
+        keys=tuple(spec.keys),
+        key_fields=key_fields,
+        value_format=value_format,  # type: ignore[arg-type]
+        schema_namespace=schema.namespace,
+        schema_name=schema.name,
+        fields=schema.fields,
+        avro_schema_json=schema.avro_schema_json,
+        time_attribute=schema.time_attribute,
+        startup_mode=startup_mode,  # type: ignore[arg-type]
+        startup_timestamp_ms=startup_ts,
+        schema_registry_url=registry,
+        partition_count=spec.partition_count,
+        kafka_properties=frozen_map(
+            {k[len(KAFKA_PROPERTIES_PREFIX):]: v for k, v in options.items() if k.startswith(KAFKA_PROPERTIES_PREFIX)}
+        ),
+        options=frozen_map(options),
+    )
+
+
+def _value_format(protocol, options, has_schema, context, registry, report, option_path) -> str:
+    """Explicit `value.format` wins. Otherwise a Kafka stream with an Avro schema is
+    `avro-confluent`: the Streaming Runtime's data generator writes Avro with the
+    Confluent framing (magic byte + schema id) even when no registry is named, so
+    plain Avro would misread every record of the seed's input topic. A schema
+    registry URL, or `inline.type: avro-confluent`, also means `avro-confluent`.
+    Without a schema the payload is opaque bytes (`raw`)."""
+    explicit = options.get("value.format") or options.get("format")
+    if explicit:
+        key = "value.format" if options.get("value.format") else "format"
+        if explicit not in VALUE_FORMATS:
+            report(f"unsupported value format {explicit!r} (expected one of {', '.join(VALUE_FORMATS)})", option_path(key))
+        elif explicit in ("avro", "avro-confluent") and not has_schema:
+            report(f"value format {explicit!r} needs a schema in spec.dataSchemaContext", option_path(key))
+        return explicit
+    if not has_schema:
+        return "raw"
+    if registry or (context.inline is not None and context.inline.type == "avro-confluent"):
+        return "avro-confluent"
+    return "avro-confluent" if protocol == "kafka" else "avro"
+
+
+def _startup(options: Mapping[str, str], report: Reporter, option_path) -> tuple[str, int | None]:
+    mode = options.get("scan.startup.mode", "group-offsets")
+    if mode not in STARTUP_MODES:
+        report(f"unsupported startup mode {mode!r} (expected one of {', '.join(STARTUP_MODES)})", option_path("scan.startup.mode"))
+        return mode, None
+    if mode != "timestamp":
+        return mode, None
+    text = options.get("scan.startup.timestamp-millis")
+    if text is None or not text.strip().isdigit():
+        report(
+            "startup mode 'timestamp' needs ddl.scan.startup.timestamp-millis (epoch milliseconds)"
+            + (f", got {text!r}" if text is not None else ""),
+            option_path("scan.startup.timestamp-millis" if text is not None else "scan.startup.mode"),
+        )
+        return mode, None
+    return mode, int(text)
+
+
+def _servers(protocol: str, cluster_name: str | None, clusters: Mapping[str, ClusterStream], env: Mapping[str, str], report) -> str:
+    """A named ClusterStream with a server URL wins; a missing one is auto-provisioned (SR did the same)."""
+    cluster = clusters.get(cluster_name) if cluster_name else None
+    storage = cluster.spec.storage if cluster else None
+    server = storage.first_server if storage else None
+    if server is not None and server.url:
+        if server.protocol and server.protocol != protocol:
+            report(
+                f"ClusterStream {cluster_name!r} serves protocol {server.protocol!r}, but the stream uses {protocol!r}",
+                ("spec", "storage", "clusterStream"),
+            )
+        return _normalise_server(server.url, protocol)
+    if protocol == "kafka":
+        return env.get("KAFKA_BOOTSTRAP_SERVERS") or LOCAL_KAFKA
+    return env.get("RABBITMQ_URL") or LOCAL_RABBITMQ
+
+
+def _normalise_server(url: str, protocol: str) -> str:
+    """Kafka wants `host:port[,host:port]`; RabbitMQ an AMQP URL."""
+    if protocol == "kafka":
+        return ",".join(part.strip().split("://", 1)[-1].rstrip("/") for part in url.split(","))
+    return url if "://" in url else f"amqp://{url}"
+
+
+# --- processors ----------------------------------------------------------------
+
+
+@dataclass
+class _Links:
+    """Checks a Processor's references to streams: they exist and allow the access."""
+
+    declared: set[str]
+    streams: Mapping[str, StreamSpec]
+    report: Reporter
+
+    def check(self, name: str, mode: str, path: FieldPath, what: str) -> bool:
+        if name not in self.declared:
+            hint = difflib.get_close_matches(name, sorted(self.declared), n=1, cutoff=0.6)
+            known = ", ".join(sorted(self.declared)) or "none"
+            self.report(
+                f"unknown stream {name!r} in {what}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else f" (known streams: {known})"),
+                path,
+            )
+            return False
+        spec = self.streams.get(name)
+        if spec is not None and mode not in spec.modes:
+            verb = "written" if mode == "write" else "read"
+            self.report(
+                f"stream {name!r} cannot be {verb}: its streamMode is [{', '.join(sorted(spec.modes))}], add {mode!r}",
+                path,
+            )
+            return False
+        return True
+
+
+def _processor(item: LoadedResource, links: _Links, report: Reporter) -> tuple[list[QueryProcessor], list[UdfProcessor]]:
+    resource = item.resource
+    assert isinstance(resource, Processor)
+    spec = resource.spec
+    name = resource.metadata.name
+    seed_form = isinstance(spec.inputs, QueryInputs)
+
+    if spec.type == "SCS":
+        report("Processor type 'SCS' (a Spring Cloud Stream application) is not supported; use FSQL or SRP", ("spec", "type"))
+        return [], []
+    if spec.type == "FSQL":
+        if not spec.inline_query:
+            report("a FSQL Processor needs its SQL in spec.inlineQuery", ("spec", "inlineQuery"))
+        if seed_form and spec.inputs.query:  # type: ignore[union-attr]
+            report("a FSQL Processor takes its SQL from spec.inlineQuery, not spec.inputs.query", ("spec", "inputs", "query"))
+        if spec.containers:
+            report("a FSQL Processor runs no containers; put the UDF in a Processor of type SRP", ("spec", "template"))
+        texts = [(q, ("spec", "inlineQuery", i)) for i, q in enumerate(spec.inline_query or [])]
+        return _queries(name, texts, spec.attributes, links), []
+
+    if spec.inline_query:
+        report(f"spec.inlineQuery is only run by Processors of type FSQL (this one is {spec.type})", ("spec", "inlineQuery"))
+    texts: list[tuple[str, FieldPath]] = []
+    if seed_form:
+        texts = [(q, ("spec", "inputs", "query", i)) for i, q in enumerate(spec.inputs.query)]  # type: ignore[union-attr]
+        inputs: list[StreamRef] = spec.inputs.sources  # type: ignore[union-attr]
+        input_path: tuple[str, ...] = ("spec", "inputs", "sources")
+    else:
+        inputs = spec.inputs or []  # type: ignore[assignment]
+        input_path = ("spec", "inputs")
+    queries = _queries(name, texts, spec.attributes, links)
+    udf = _udf_processor(name, spec, inputs, input_path, links, report)
+    if not texts and udf is None:
+        report("the Processor does nothing: it has no query, no inputs and no outputs", ("spec",))
+    return queries, [udf] if udf else []
+
+
+def _queries(name: str, texts: list[tuple[str, FieldPath]], attributes: Mapping[str, str], links: _Links) -> list[QueryProcessor]:
+    out = []
+    for i, (raw, path) in enumerate(texts):
+        ok = True
+        targets = {m.group(1).lower() for m in _INSERT_TARGET.finditer(raw)}
+        for match in PLACEHOLDER.finditer(raw):
+            stream = match.group(1)
+            mode = "write" if stream.lower() in targets else "read"
+            ok &= links.check(stream, mode, path, match.group(0))
+        if not PLACEHOLDER.search(raw):
+            links.report("the query names no stream: refer to streams as [[STREAM:<metadata.name>]]", path)
+            ok = False
+        if ok:
+            query = PLACEHOLDER.sub(lambda m: f"`{m.group(1)}`", raw)
+            out.append(QueryProcessor(name if len(texts) == 1 else f"{name}-{i + 1}", query, raw, frozen_map(attributes)))
+    return out
+
+
+def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Links, report) -> UdfProcessor | None:
+    containers = spec.containers
+    if not inputs and not spec.outputs and not containers:
+        return None
+    ok = True
+    if not inputs:
+        report("a UDF stage needs at least one input stream", input_path)
+        ok = False
+    if not spec.outputs:
+        report("a UDF stage needs at least one output stream", ("spec", "outputs"))
+        ok = False
+    for i, ref in enumerate(inputs):
+        ok &= links.check(ref.name, "read", (*input_path, i, "name"), "the inputs")
+    for i, ref in enumerate(spec.outputs):
+        ok &= links.check(ref.name, "write", ("spec", "outputs", i, "name"), "the outputs")
+
+    attributes = spec.attributes
+    port = DEFAULT_UDF_PORT
+    if "srp.grpcPort" in attributes:
+        text = attributes["srp.grpcPort"]
+        if text.strip().isdigit() and 0 < int(text) < 65536:
+            port = int(text)
+        else:
+            report(f"srp.grpcPort must be a port number (1-65535), got {text!r}", ("spec", "attributes", "srp.grpcPort"))
+            ok = False
+    late = attributes.get("srp.lateEventMode", "DROP").upper()
+    if late not in LATE_EVENT_MODES:
+        report(
+            f"unknown late event mode {attributes['srp.lateEventMode']!r} (expected one of {', '.join(LATE_EVENT_MODES)})",
+            ("spec", "attributes", "srp.lateEventMode"),
+        )
+        ok = False
+    skip_udf = attributes.get("srp.skipUdf", "false").lower() == "true"
+    udf = None
+    if containers and not skip_udf:
+        udf = UdfSpec(container=containers[0].name, image=containers[0].image, port=port)
+    if not ok:
+        return None
+    return UdfProcessor(
+        name=name,
+        inputs=tuple(ref.name for ref in inputs),
+        outputs=tuple(ref.name for ref in spec.outputs),
+        udf=udf,
+        late_event_mode=late,  # type: ignore[arg-type]
+        attributes=frozen_map(attributes),
+    )
+
+
+# --- engine settings -----------------------------------------------------------
+
+
+def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> EngineSettings:
+    """From Processor `attributes` and Stream `options` (with or without `ddl.`); all must agree."""
+    sources: list[tuple[Mapping[str, str], tuple[str, ...], LoadedResource]] = []
+    for item in loaded:
+        if isinstance(item.resource, Processor):
+            sources.append((item.resource.spec.attributes, ("spec", "attributes"), item))
+        elif isinstance(item.resource, Stream) and item.resource.spec.data_schema_context:
+            sources.append((item.resource.spec.data_schema_context.options, ("spec", "dataSchemaContext", "options"), item))
+
+    parsers: dict[str, Callable[[str], object]] = {
+        "idle_timeout_ms": parse_duration_ms,
+        "max_future_skew_ms": lambda text: None if text.strip().lower() == "off" else parse_duration_ms(text),
+        "quiet_advance": parse_boolean,
+    }
+    values: dict[str, object] = {}
+    for setting, keys in SETTING_KEYS.items():
+        chosen: tuple[object, str, LoadedResource] | None = None
+        for mapping, base, item in sources:
+            for key in (*keys, *(DDL_PREFIX + k for k in keys)):
+                if key not in mapping:
+                    continue
+                report = problems.at(item.origin)
+                try:
+                    value = parsers[setting](mapping[key])
+                except ValueError as exc:
+                    report(str(exc), (*base, key))
+                    continue
+                if chosen is not None and chosen[0] != value:
+                    other = chosen[2]
+                    report(
+                        f"{mapping[key]!r} conflicts with {chosen[1]!r} set in {other.kind}/{other.name}"
+                        f" (document {other.origin.document})",
+                        (*base, key),
+                    )
+                    continue
+                chosen = chosen or (value, mapping[key], item)
+        if chosen is not None:
+            values[setting] = chosen[0]
+    return EngineSettings(**values)  # type: ignore[arg-type]

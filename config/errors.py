@@ -48,5 +48,6 @@ class ConfigError(Exception):
 
 
 def raise_if_any(problems: Sequence[Problem]) -> None:
+    """Raise with the problems in reading order: by file, document and line."""
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=lambda p: (p.file, p.document or 0, p.line or 0)))

@@ -430,3 +430,17 @@ def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> E
         if chosen is not None:
             values[setting] = chosen[0]
     return EngineSettings(**values)  # type: ignore[arg-type]
+
+
+
+def locate_query(loaded: Sequence[LoadedResource], raw_query: str) -> tuple[Origin, FieldPath] | None:
+    """Where a query came from, so that errors found later (SQL planning) point at its line."""
+    for item in of_kind(list(loaded), Processor):
+        spec = item.resource.spec  # type: ignore[union-attr]
+        texts = [(q, ("spec", "inlineQuery", i)) for i, q in enumerate(spec.inline_query or [])]
+        if isinstance(spec.inputs, QueryInputs):
+            texts += [(q, ("spec", "inputs", "query", i)) for i, q in enumerate(spec.inputs.query)]
+        for text, path in texts:
+            if text == raw_query:
+                return item.origin, path
+    return None

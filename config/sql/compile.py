@@ -48,7 +48,7 @@ ONE_STREAM = "one input stream per query; chain Processors through intermediate 
 UNSUPPORTED_CLAUSES: dict[str, tuple[str, tuple[TokenType, ...], str]] = {
     "with_": ("WITH (common table expressions)", (TokenType.WITH,), SHAPES),
     "distinct": ("SELECT DISTINCT", (TokenType.DISTINCT,), "GROUP BY the columns within a window"),
-    "joins": ("joins", (TokenType.JOIN, TokenType.COMMA), ONE_STREAM),
+    "joins": ("joins", (TokenType.JOIN,), ONE_STREAM),
     "laterals": ("LATERAL", (TokenType.LATERAL,), ONE_STREAM),
     "having": ("HAVING", (TokenType.HAVING,), "a second query over the output stream with WHERE on the aggregate column"),
     "qualify": ("QUALIFY", (TokenType.QUALIFY,), SHAPES),
@@ -194,11 +194,22 @@ class _QueryCompiler:
             if node is select:
                 continue
             if isinstance(node, (exp.Select, exp.Subquery)):
-                raise self.error("subqueries are not supported", node, construct="subquery", supported=SHAPES)
+                raise self.error("subqueries are not supported", node, construct="subquery",
+                                 offset=self.keyword_before(node, TokenType.SELECT),
+                                 supported="one SELECT over one stream; chain Processors through intermediate Streams")
             if isinstance(node, exp.Window):
                 raise self.error(f"window function {to_sql(node)} (OVER) is not supported", node,
                                  construct="OVER", offset=first_token_offset(self.parsed, TokenType.OVER) or offset_of(node),
                                  supported="aggregates over TABLE(TUMBLE|HOP|CUMULATE(...)) with GROUP BY window_start, window_end")
+
+    def keyword_before(self, node: exp.Expr, token_type: TokenType) -> int | None:
+        """The last keyword of a kind before a node's first positioned part:
+        where a subquery's SELECT is, since the tree does not record it."""
+        start = offset_of(node)
+        if start is None:
+            return None
+        before = [t.start for t in self.parsed.tokens if t.token_type == token_type and t.start <= start]
+        return before[-1] if before else start
 
     def from_of(self, select: exp.Select) -> tuple[exp.Table, WindowTableFunction | None]:
         """The source table and, for a windowed query, its window function."""
@@ -248,6 +259,7 @@ class _QueryCompiler:
             raise self.error(
                 f"{node.kind} takes {len(names)} interval argument(s) after DESCRIPTOR, found {len(arguments)}{extra}",
                 where, construct=node.kind, supported=f"{node.kind}(TABLE <stream>, DESCRIPTOR(<time column>), {expected})",
+                offset=self.keyword_before(where, TokenType.INTERVAL) if where is not node else None,
             )
         values = {name: self.interval_ms(argument) for name, argument in zip(names, arguments)}
         size = values["size"]
@@ -255,7 +267,7 @@ class _QueryCompiler:
             if divisor in values and size % values[divisor]:
                 raise self.error(
                     f"{node.kind} size ({size} ms) must be a whole multiple of the {divisor} ({values[divisor]} ms)",
-                    arguments[-1], supported=f"a size that is n x {divisor}",
+                    arguments[-1], supported=f"a size that is n x {divisor}", offset=self.keyword_before(arguments[-1], TokenType.INTERVAL),
                 )
         return WindowSpec(kind=node.kind, time_column=column, size_ms=size,
                           slide_ms=values.get("slide"), step_ms=values.get("step"))
@@ -264,12 +276,13 @@ class _QueryCompiler:
         supported = "INTERVAL 'n' MILLISECOND|SECOND|MINUTE|HOUR|DAY (plural forms too), n a positive whole number"
         if not isinstance(node, exp.Interval) or not isinstance(node.args.get("unit"), exp.Var):
             raise self.error(f"expected an interval, found {to_sql(node)}", node, supported=supported)
+        offset = self.keyword_before(node, TokenType.INTERVAL)
         unit = node.args["unit"].name.upper()
         unit = unit[:-1] if unit.endswith("S") else unit
         amount = node.this
         text = amount.name if isinstance(amount, exp.Literal) else ""
         if unit not in INTERVAL_UNITS_MS or not text.strip().isdigit() or int(text) <= 0:
-            raise self.error(f"unsupported interval {to_sql(node)}", node, supported=supported)
+            raise self.error(f"unsupported interval {to_sql(node)}", node, supported=supported, offset=offset)
         return int(text) * INTERVAL_UNITS_MS[unit]
 
     # -- grouping and the SELECT list -------------------------------------------

@@ -83,8 +83,19 @@ def _window_table_function_sql(generator: generator_module.Generator, node: Wind
     return f"{node.kind}({', '.join(arguments)})"
 
 
+def _not_sql(generator: generator_module.Generator, node: exp.Not) -> str:
+    # `x IS NOT NULL` reads better than sqlglot's default `NOT x IS NULL`.
+    if isinstance(node.this, exp.Is):
+        return f"{generator.sql(node.this, 'this')} IS NOT {generator.sql(node.this, 'expression')}"
+    return generator.not_sql(node)
+
+
 class FlinkGenerator(generator_module.Generator):
-    TRANSFORMS = {**generator_module.Generator.TRANSFORMS, WindowTableFunction: _window_table_function_sql}
+    TRANSFORMS = {
+        **generator_module.Generator.TRANSFORMS,
+        WindowTableFunction: _window_table_function_sql,
+        exp.Not: _not_sql,
+    }
 
 
 class Flink(Dialect):
@@ -110,10 +121,11 @@ DIALECT = Flink()
 
 def parse_query(text: str) -> ParsedQuery:
     """Parse one statement; a syntax error becomes a `SqlError` with its position."""
+    tokenizer = DIALECT.tokenizer_class(dialect=DIALECT)
     try:
-        token_list = DIALECT.tokenize(text)
-    except TokenError as error:
-        raise SqlError(text, f"cannot read the query: {error}", offset=_token_error_offset(text, error)) from None
+        token_list = tokenizer.tokenize(text)
+    except TokenError:
+        raise _tokenizer_error(text, tokenizer) from None
     try:
         statements = DIALECT.parser().parse(token_list, text)
     except ParseError as error:
@@ -134,6 +146,8 @@ def parse_query(text: str) -> ParsedQuery:
 def _translate(text: str, error: ParseError) -> SqlError:
     details = error.errors[0] if error.errors else {}
     message = details.get("description") or str(error)
+    if message.startswith("Required keyword"):
+        message = "incomplete expression"
     line, col = details.get("line"), details.get("col")
     highlight = details.get("highlight") or ""
     if line and col:
@@ -142,8 +156,19 @@ def _translate(text: str, error: ParseError) -> SqlError:
     return SqlError(text, f"syntax error: {message}")
 
 
-def _token_error_offset(text: str, error: TokenError) -> int | None:
-    return None
+def _tokenizer_error(text: str, tokenizer: tokens.Tokenizer) -> SqlError:
+    # The tokenizer fails on a quote left open: the token after the last one it read.
+    read = tokenizer.tokens
+    start = read[-1].end + 1 if read else 0
+    while start < len(text) and text[start].isspace():
+        start += 1
+    if start < len(text) and text[start] in "'`":
+        quote = text[start]
+        what = "string" if quote == "'" else "quoted identifier"
+        return SqlError(text, f"unterminated {what}: {quote} is never closed", construct=quote,
+                        supported=f"close it with {quote}" + ("; write '' for a quote inside a string" if quote == "'" else ""),
+                        offset=start)
+    return SqlError(text, "cannot read the query", offset=start)
 
 
 def _second_statement(token_list: list[Token]) -> int | None:

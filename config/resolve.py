@@ -317,7 +317,7 @@ def _processor(item: LoadedResource, links: _Links, report: Reporter) -> tuple[l
         input_path = ("spec", "inputs")
     queries = _queries(name, texts, spec.attributes, links)
     udf = _udf_processor(name, spec, inputs, input_path, links, report)
-    if not texts and udf is None:
+    if not texts and not (inputs or spec.outputs or spec.containers):
         report("the Processor does nothing: it has no query, no inputs and no outputs", ("spec",))
     return queries, [udf] if udf else []
 

@@ -1,0 +1,184 @@
+"""The IoT monitoring dataflow: `python -m bytewax.run dataflows.iot`.
+
+This module is the one place that wires steps together. It reads the
+pipeline YAML (`IOT_PIPELINE`, default `config/iot-monitoring.yaml`),
+compiles each Processor's SQL into a plan, and builds, per query:
+
+    Kafka partitions -> partition stage (decode, dead-letter, filter,
+    watermark, group) -> window engine (global watermark, fire, late)
+    -> JSON results, late records and dead letters -> Kafka
+
+and, per SRP Processor, the UDF stage (Kafka -> gRPC UDF -> RabbitMQ).
+
+Environment (read here only; everything below gets plain values):
+`IOT_PIPELINE`, `IOT_BOUNDED=1` (read to the current end, fire every window,
+exit), `IOT_PROCESSORS` (`all`, `sql`, `udf`, or processor names, comma
+separated), `IOT_UDF_ADDRESS` (host:port of the UDF instead of the
+Processor's sidecar address), `IOT_CONNECT_TIMEOUT` (seconds to wait for a
+broker at start), `IOT_BATCH_SIZE` (records per read).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from config import ConfigError, load_pipeline
+from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
+from config.sql import SqlError, compile_query
+from config.sql.plan import Plan
+from operators.kafka_admin import BrokerUnavailable, ensure_topics, partition_counts, wait_for_kafka
+from operators.kafka_sink import KafkaOutSink
+from operators.kafka_source import KafkaBatchSource, StartupMode
+from operators.logs import configure_logging
+from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler, late_record_out
+from operators.records import WindowResult
+from operators.serde import make_decoder
+from operators.window_engine import WindowEngine
+from operators.window_step import window_aggregate
+
+log = logging.getLogger("dataflows.iot")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the pipeline, beside what the YAML says."""
+
+    bounded: bool = False
+    processors: tuple[str, ...] = ("all",)
+    udf_address: str | None = None
+    connect_timeout_s: float = 30.0
+    batch_size: int = 2000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "RunOptions":
+        return cls(
+            bounded=env.get("IOT_BOUNDED", "") in ("1", "true", "yes"),
+            processors=tuple(p.strip() for p in env.get("IOT_PROCESSORS", "all").split(",") if p.strip()),
+            udf_address=env.get("IOT_UDF_ADDRESS") or None,
+            connect_timeout_s=float(env.get("IOT_CONNECT_TIMEOUT", 30)),
+            batch_size=int(env.get("IOT_BATCH_SIZE", 2000)),
+        )
+
+    def runs(self, kind: str, name: str) -> bool:
+        return "all" in self.processors or kind in self.processors or name in self.processors
+
+
+def late_topic(pipeline: Pipeline, stream: StreamSpec) -> str:
+    return stream.topic + pipeline.settings.late_topic_suffix
+
+
+def dlq_topic(pipeline: Pipeline, stream: StreamSpec) -> str:
+    return stream.topic + pipeline.settings.dlq_topic_suffix
+
+
+def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> dict[str, int]:
+    """Create the query's topics that are missing; return the input's partition count."""
+    source, sink = pipeline.stream(plan.source), pipeline.stream(plan.sink)
+    admin = wait_for_kafka(source.servers, timeout_s, source.kafka_properties)
+    wanted = {source.topic: source.partition_count or 1, late_topic(pipeline, source): 1, dlq_topic(pipeline, source): 1}
+    ensure_topics(admin, wanted)
+    if sink.protocol == "kafka":
+        sink_admin = admin if sink.servers == source.servers else wait_for_kafka(sink.servers, timeout_s, sink.kafka_properties)
+        ensure_topics(sink_admin, {sink.topic: sink.partition_count or 1})
+    return partition_counts(admin, [source.topic])
+
+
+def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions) -> None:
+    """Kafka in -> the plan -> Kafka out (results, late records, dead letters)."""
+    source = pipeline.stream(plan.source)
+    sink = pipeline.stream(plan.sink)
+    prepare_topics(pipeline, plan, options.connect_timeout_s)
+    decoder_columns = tuple(c for c in plan.columns_needed if (f := source.field_named(c)) is None or f.in_record)
+    settings = pipeline.settings
+    encoder = ResultEncoder(plan, sink)
+    dlq = dlq_topic(pipeline, source)
+    name = processor.name
+
+    if plan.window is None:
+        def make_stateless(topic: str, partition: int, partitions: tuple[str, ...], state: object) -> StatelessHandler:
+            return StatelessHandler(plan, source, make_decoder(source, decoder_columns), encoder, dlq)
+
+        reader = KafkaBatchSource(
+            source.servers, source.topic, make_stateless,
+            startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
+            bounded=options.bounded, consumer_config=source.kafka_properties,
+            batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
+        )
+        records = op.flat_map(f"{name}_records", op.input(f"{name}_read", flow, reader), lambda outs: outs)
+        op.output(f"{name}_write", records, KafkaOutSink(sink.servers, sink.kafka_properties))
+        return
+
+    assert source.time_attribute is not None
+    delay = source.time_attribute.watermark_delay_ms
+
+    def make_windowed(topic: str, partition: int, partitions: tuple[str, ...], state: object) -> WindowedHandler:
+        return WindowedHandler(
+            plan, source, settings, make_decoder(source, decoder_columns),
+            f"{topic}/{partition}", partitions, dlq, state,
+        )
+
+    reader = KafkaBatchSource(
+        source.servers, source.topic, make_windowed,
+        startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
+        bounded=options.bounded, consumer_config=source.kafka_properties,
+        batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
+    )
+    read = op.input(f"{name}_read", flow, reader)
+    dead_letters = op.flat_map(f"{name}_dead-letters", read, lambda item: item[1])
+    batches = op.map(f"{name}_batches", read, lambda item: item[0])
+    engine_out = window_aggregate(
+        f"{name}_windows", batches,
+        lambda state: WindowEngine(plan, settings, delay, state), name,
+    )
+    late_out = late_topic(pipeline, source)
+    split = op.branch(f"{name}_results-or-late", engine_out, lambda out: isinstance(out, WindowResult))
+    results = op.map(f"{name}_encode", split.trues, encoder.encode)
+    late = op.map(f"{name}_late", split.falses, lambda record: late_record_out(record, late_out))
+    source_sink = KafkaOutSink(source.servers, source.kafka_properties)
+    op.output(f"{name}_write-dead-letters", dead_letters, source_sink)
+    op.output(f"{name}_write-late", late, source_sink)
+    op.output(f"{name}_write", results, KafkaOutSink(sink.servers, sink.kafka_properties))
+
+
+def add_udf(flow: Dataflow, pipeline: Pipeline, processor: UdfProcessor, options: RunOptions) -> None:
+    """Kafka in -> the UDF over gRPC -> RabbitMQ (or Kafka) out."""
+    from dataflows.udf_stage import add_udf_processor
+
+    add_udf_processor(flow, pipeline, processor, bounded=options.bounded, udf_address=options.udf_address,
+                      connect_timeout_s=options.connect_timeout_s)
+
+
+def build_flow(pipeline: Pipeline, options: RunOptions) -> Dataflow:
+    """The whole pipeline, or the processors `options` selects."""
+    flow = Dataflow("iot-monitoring")
+    for processor in pipeline.query_processors:
+        if options.runs("sql", processor.name):
+            add_query(flow, pipeline, processor, compile_query(processor, pipeline), options)
+    for udf_processor in pipeline.udf_processors:
+        if options.runs("udf", udf_processor.name):
+            add_udf(flow, pipeline, udf_processor, options)
+    return flow
+
+
+def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
+    """Build the dataflow the environment describes; user errors exit with a
+    clear message instead of a traceback."""
+    env = os.environ if env is None else env
+    configure_logging()
+    path = env.get("IOT_PIPELINE") or None
+    try:
+        pipeline = load_pipeline(path, env) if path else load_pipeline(env=env)
+        return build_flow(pipeline, RunOptions.from_env(env))
+    except (ConfigError, SqlError, BrokerUnavailable) as exc:
+        print(f"iot-monitoring: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+flow = flow_from_env()

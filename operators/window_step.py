@@ -1,0 +1,74 @@
+"""The Bytewax operator around `WindowEngine`.
+
+All partition batches of one query meet in one stateful step (a single key),
+which holds the global watermark; the heavy per-record work was already done
+in parallel beside each partition's reader (`operators.partition_stage`), so
+what reaches this step is grouped rows, not events. A timer wakes it so idle
+partitions and quiet input still close windows.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import StatefulLogic
+
+from operators.metrics import CounterDeltas, publish_watermarks
+from operators.records import LateRecord, PartitionBatch, WindowResult
+from operators.window_engine import EngineState, WindowEngine
+
+EngineOutput = WindowResult | LateRecord
+
+
+class WindowLogic(StatefulLogic[PartitionBatch, EngineOutput, EngineState]):
+    def __init__(self, engine: WindowEngine, processor: str, tick_s: float):
+        self.engine = engine
+        self.processor = processor
+        self.tick = timedelta(seconds=tick_s)
+        self.metrics = CounterDeltas(processor)
+        self.metrics.seen = dict(engine.state.counters)  # a restored engine's totals were published before
+
+    def _done(self, out: Iterable[EngineOutput]) -> tuple[list[EngineOutput], bool]:
+        state = self.engine.state
+        self.metrics.publish(state.counters)
+        publish_watermarks(
+            self.processor,
+            {name: clock.watermark_ms for name, clock in state.partitions.items()},
+            state.fired_ms,
+            self.engine.open_window_count,
+        )
+        return list(out), StatefulLogic.RETAIN
+
+    def on_item(self, value: PartitionBatch) -> tuple[list[EngineOutput], bool]:
+        results, late = self.engine.on_batch(value, time.time() * 1000)
+        return self._done([*late, *results])
+
+    def on_notify(self) -> tuple[list[EngineOutput], bool]:
+        return self._done(self.engine.on_tick(time.time() * 1000))
+
+    def on_eof(self) -> tuple[list[EngineOutput], bool]:
+        return self._done(self.engine.on_end())
+
+    def notify_at(self) -> datetime:
+        return datetime.now(timezone.utc) + self.tick
+
+    def snapshot(self) -> EngineState:
+        return copy.deepcopy(self.engine.state)
+
+
+def window_aggregate(
+    step_id: str,
+    up: Stream[PartitionBatch],
+    make_engine: Callable[[EngineState | None], WindowEngine],
+    processor: str,
+    tick_s: float = 0.2,
+) -> Stream[EngineOutput]:
+    """Merge the partitions' batches into fired window results and late records."""
+    keyed = op.key_on(f"{step_id}_key", up, lambda _batch: "all")
+    out = op.stateful(step_id, keyed, lambda state: WindowLogic(make_engine(state), processor, tick_s))
+    return op.key_rm(f"{step_id}_unkey", out)

@@ -1,0 +1,49 @@
+"""Run the real dataflow as a process against a pipeline YAML made for one test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SEED_YAML = REPO / "config" / "iot-monitoring.yaml"
+
+
+def seed_pipeline(tmp_path: Path, input_topic: str, output_topic: str, exchange: str = "udf-output-error-count",
+                  query: str | None = None, extra: str = "") -> Path:
+    """The seed's pipeline with its topics renamed for a test (and optionally another query)."""
+    text = SEED_YAML.read_text()
+    text = text.replace("name: iot-monitoring\n", f"name: {input_topic}\n", 1)
+    text = text.replace("name: error-count\n", f"name: {output_topic}\n", 1)
+    text = text.replace("name: udf-output-error-count\n", f"name: {exchange}\n", 1)
+    assert input_topic in text and output_topic in text
+    if query is not None:
+        start = text.index("query:")
+        end = text.index("sources:", start)
+        indent = " " * 8
+        text = text[:start] + "query:\n" + indent + "- " + repr_yaml(query) + "\n" + " " * 4 + text[end:]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+def repr_yaml(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def run_dataflow(pipeline: Path, bootstrap: str, *, bounded: bool = True, processors: str = "sql",
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                    IOT_PROCESSORS=processors, IOT_BOUNDED="1" if bounded else "", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.iot", *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_dataflow(pipeline: Path, bootstrap: str, *, processors: str = "sql", args: tuple[str, ...] = (),
+                   env: dict[str, str] | None = None, bounded: bool = False) -> subprocess.Popen:
+    full_env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+                    IOT_PROCESSORS=processors, IOT_BOUNDED="1" if bounded else "", **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.iot", *args], cwd=REPO, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -372,6 +372,12 @@ def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Link
             ("spec", "attributes", "srp.lateEventMode"),
         )
         ok = False
+    if "srp.window" in attributes:
+        report(
+            "srp.window (the SRP's own window aggregation) is not supported; window the stream in a FSQL query",
+            ("spec", "attributes", "srp.window"),
+        )
+        ok = False
     skip_udf = attributes.get("srp.skipUdf", "false").lower() == "true"
     udf = None
     if containers and not skip_udf:

@@ -37,16 +37,21 @@ class ResolvedSchema:
 
 def resolve_schema(context: DataSchemaContext | None, report: Report) -> ResolvedSchema:
     """All of a Stream's schema; problems go to `report(message, field_path)`."""
-    if context is None or context.schemaless is not None:
+    if context is None:
+        return ResolvedSchema()
+    forms = (("schema", context.schema_), ("inline", context.inline), ("schemaless", context.schemaless))
+    given = [key for key, value in forms if value is not None]
+    if len(given) > 1:
+        report(f"give only one of schema, inline or schemaless (found {', '.join(given)})", CONTEXT)
+        return ResolvedSchema()
+    if context.schemaless is not None:
         return ResolvedSchema()
     namespace: str | None
     name: str | None
     if context.schema_ is not None:
         record = context.schema_
         namespace, name = record.namespace or None, record.name
-        fields = [
-            _meta_field(f, report, (*CONTEXT, "schema", "fields", i)) for i, f in enumerate(record.fields)
-        ]
+        fields = [_meta_field(f, report, (*CONTEXT, "schema", "fields", i)) for i, f in enumerate(record.fields)]
         record_json = None
     elif context.inline is not None and context.inline.type == "sql":
         namespace, name, fields = _sql_schema(context.inline.schema_, report)

@@ -529,3 +529,53 @@ def test_resolution_collects_problems_from_several_resources(tmp_path):
     bad_query = fsql(COUNT_QUERY.replace("[[STREAM:counts]]", "[[STREAM:nowhere]]"))
     found = {p.resource for p in problems(tmp_path, bad_stream, stream("counts"), bad_query)}
     assert found == {"Stream/events", "Processor/q"}
+
+
+def test_cluster_stream_of_another_protocol(tmp_path):
+    cluster = doc(
+        """\
+        kind: ClusterStream
+        metadata: {name: rabbit}
+        spec:
+          storage:
+            server: {url: "rabbit:5672", protocol: rabbitmq}
+        """
+    )
+    docs = minimal(extra="  storage: {clusterStream: rabbit}\n")
+    (problem,) = problems(tmp_path, cluster, *docs)
+    assert (problem.resource, problem.field) == ("Stream/events", "spec.storage.clusterStream")
+    assert "serves protocol 'rabbitmq', but the stream uses 'kafka'" in problem.message
+
+
+def test_schema_registry_uri_and_inline_avro_confluent(tmp_path):
+    context = dedent(EVENTS_SCHEMA) + "schemaRegistryUri: http://registry:8081\n"
+    events = resolve_docs(tmp_path, *minimal(context)).stream("events")
+    assert (events.value_format, events.schema_registry_url) == ("avro-confluent", "http://registry:8081")
+    inline = 'inline:\n  type: avro-confluent\n  schema: \'{"type":"record","name":"E","fields":[{"name":"code","type":"string"}]}\'\n'
+    docs = [stream("events", protocol="rabbitmq", modes="[read]", context=inline), *minimal()[1:]]
+    assert resolve_docs(tmp_path, *docs).stream("events").value_format == "avro-confluent"
+
+
+def test_more_than_one_schema_form(tmp_path):
+    (problem,) = problems(tmp_path, *minimal(dedent(EVENTS_SCHEMA) + "schemaless: application/octet-stream\n"))
+    assert problem.field == "spec.dataSchemaContext"
+    assert "give only one of schema, inline or schemaless (found schema, schemaless)" == problem.message
+
+
+def test_twa_is_the_earlier_name_of_srp_and_its_window_is_refused(tmp_path):
+    twa = doc(
+        """\
+        kind: Processor
+        metadata: {name: udf}
+        spec:
+          type: TWA
+          inputs: [{name: counts}]
+          outputs: [{name: counts}]
+        """
+    )
+    (udf,) = resolve_docs(tmp_path, *minimal(), twa).udf_processors
+    assert (udf.inputs, udf.outputs, udf.udf) == (("counts",), ("counts",), None)
+    windowed = twa.replace("outputs: [{name: counts}]", "outputs: [{name: counts}]\n  attributes: {srp.window: 1m}")
+    (problem,) = problems(tmp_path, *minimal(), windowed)
+    assert problem.field == "spec.attributes.srp.window"
+    assert "not supported" in problem.message

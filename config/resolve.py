@@ -94,23 +94,24 @@ class Reporter:
 def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str, str] | None = None) -> Pipeline:
     """Build the pipeline; raises `ConfigError` listing every problem found."""
     env = os.environ if env is None else env
+    loaded = list(loaded)
     problems = _Problems()
-    clusters = {item.name: item.resource for item in of_kind(list(loaded), ClusterStream)}
-    declared = {item.name for item in of_kind(list(loaded), Stream)}
+    clusters = {item.name: item.resource for item in of_kind(loaded, ClusterStream)}
+    declared = {item.name for item in of_kind(loaded, Stream)}
     streams: dict[str, StreamSpec] = {}
-    for item in of_kind(list(loaded), Stream):
+    for item in of_kind(loaded, Stream):
         spec = _stream(item, clusters, env, problems.at(item.origin))
         if spec is not None:
             streams[item.name] = spec
 
     queries: list[QueryProcessor] = []
     udfs: list[UdfProcessor] = []
-    for item in of_kind(list(loaded), Processor):
+    for item in of_kind(loaded, Processor):
         links = _Links(declared, streams, problems.at(item.origin))
         q, u = _processor(item, links, problems.at(item.origin))
         queries += q
         udfs += u
-    if not of_kind(list(loaded), Processor):
+    if not of_kind(loaded, Processor):
         problems.items.append(Problem(source_file, "no Processor found: the file describes streams but nothing to run"))
 
     settings = _engine_settings(loaded, problems)
@@ -148,9 +149,9 @@ def _stream(
     )
     value_format = _value_format(spec.protocol, options, bool(schema.fields), context, registry, report, option_path)
 
-    key_fields = tuple(
-        k.strip() for k in re.split(r"[;,]", options["key.fields"]) if k.strip()
-    ) if options.get("key.fields") else tuple(spec.keys)
+    # Flink separates key.fields with ';', the Streaming Runtime's samples with ','.
+    explicit_keys = [k.strip() for k in re.split(r"[;,]", options.get("key.fields", "")) if k.strip()]
+    key_fields = tuple(explicit_keys) if explicit_keys else tuple(spec.keys)
     if schema.fields:
         names = {f.name for f in schema.fields}
         for i, key in enumerate(spec.keys):

@@ -7,6 +7,8 @@ when there is one, the supported alternative.
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 class SqlError(Exception):
     """A query the engine cannot run, with its position in the query text."""
@@ -36,6 +38,26 @@ class SqlError(Exception):
         where = f"line {self.line}, column {self.column}: " if self.line is not None else ""
         hint = f"; supported: {self.supported}" if self.supported else ""
         return f"{where}{self.message}{hint}"
+
+    @property
+    def offset(self) -> int | None:
+        """Character offset of the position in `query`."""
+        if self.line is None or self.column is None:
+            return None
+        lines = self.query.split("\n")
+        return sum(len(line) + 1 for line in lines[: self.line - 1]) + self.column - 1
+
+    def relocated(self, text: str, to_text: Callable[[int], int]) -> SqlError:
+        """The same error, positioned in another version of the query text
+        (the one the user wrote, before stream placeholders were replaced)."""
+        offset = self.offset
+        return SqlError(
+            text,
+            self.message,
+            construct=self.construct,
+            supported=self.supported,
+            offset=to_text(offset) if offset is not None else None,
+        )
 
     def excerpt(self) -> str:
         """The offending line with a caret under the column, for terminals."""

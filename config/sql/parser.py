@@ -152,7 +152,13 @@ def _translate(text: str, error: ParseError) -> SqlError:
     highlight = details.get("highlight") or ""
     if line and col:
         # sqlglot's column is where the offending token ends; point at its start.
-        return SqlError(text, f"syntax error: {message}", construct=highlight or None, line=line, column=max(1, col - len(highlight) + 1))
+        return SqlError(
+            text,
+            f"syntax error: {message}",
+            construct=highlight or None,
+            line=line,
+            column=max(1, col - len(highlight) + 1),
+        )
     return SqlError(text, f"syntax error: {message}")
 
 
@@ -165,9 +171,13 @@ def _tokenizer_error(text: str, tokenizer: tokens.Tokenizer) -> SqlError:
     if start < len(text) and text[start] in "'`":
         quote = text[start]
         what = "string" if quote == "'" else "quoted identifier"
-        return SqlError(text, f"unterminated {what}: {quote} is never closed", construct=quote,
-                        supported=f"close it with {quote}" + ("; write '' for a quote inside a string" if quote == "'" else ""),
-                        offset=start)
+        return SqlError(
+            text,
+            f"unterminated {what}: {quote} is never closed",
+            construct=quote,
+            supported=f"close it with {quote}" + ("; write '' for a quote inside a string" if quote == "'" else ""),
+            offset=start,
+        )
     return SqlError(text, "cannot read the query", offset=start)
 
 

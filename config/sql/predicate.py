@@ -166,9 +166,11 @@ class _Compiler:
             raise self.error(node, f"unsupported IN: {to_sql(node)}", supported="IN (literal, literal, ...)")
         subject = self.operand(node.this)
         items = [self.operand(item) for item in node.expressions]
-        for item_node, item in zip(node.expressions, items):
+        for item_node, item in zip(node.expressions, items, strict=True):
             if not item.is_constant:
-                raise self.error(item_node, f"IN lists take literals only, not {to_sql(item_node)}", "IN (literal, literal, ...)")
+                raise self.error(
+                    item_node, f"IN lists take literals only, not {to_sql(item_node)}", "IN (literal, literal, ...)"
+                )
             self.check_comparable(node, subject, item, ordered=False)
         values = [item.constant for item in items]
         has_null = any(value is None for value in values)
@@ -211,7 +213,11 @@ class _Compiler:
         subject = self.operand(node.this)
         pattern = self.operand(node.expression)
         if subject.kind not in ("string", "null"):
-            raise self.error(node.this, f"LIKE needs a string, {to_sql(node.this)} is a {subject.kind}", "string_column LIKE 'pattern'")
+            raise self.error(
+                node.this,
+                f"LIKE needs a string, {to_sql(node.this)} is a {subject.kind}",
+                "string_column LIKE 'pattern'",
+            )
         if not pattern.is_constant or pattern.kind not in ("string", "null"):
             raise self.error(node.expression, "the LIKE pattern must be a string literal", "column LIKE 'pattern'")
         if pattern.constant is None:
@@ -252,11 +258,17 @@ class _Compiler:
             return _constant(None, "null")
         if isinstance(node, (exp.Subquery, exp.Select)):
             raise self.error(node, "subqueries are not supported", "columns and literals in WHERE")
-        raise self.error(node, f"unsupported value in WHERE: {to_sql(node)}", "columns and literals (no arithmetic, functions or casts)")
+        raise self.error(
+            node,
+            f"unsupported value in WHERE: {to_sql(node)}",
+            "columns and literals (no arithmetic, functions or casts)",
+        )
 
     def column(self, node: exp.Column) -> _Term:
         if node.table:
-            raise self.error(node, f"qualified column {to_sql(node)} is not supported", f"the bare column name `{node.name}`")
+            raise self.error(
+                node, f"qualified column {to_sql(node)} is not supported", f"the bare column name `{node.name}`"
+            )
         name = node.name
         field = self.fields.get(name)
         if field is None:

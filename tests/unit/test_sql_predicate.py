@@ -176,7 +176,9 @@ def atoms(draw: st.DrawFn) -> str:
     if kind == "in":
         column, values = draw(
             st.one_of(
-                st.tuples(st.just("s"), st.lists(strings.map(string_literal) | st.just("NULL"), min_size=1, max_size=3)),
+                st.tuples(
+                    st.just("s"), st.lists(strings.map(string_literal) | st.just("NULL"), min_size=1, max_size=3)
+                ),
                 st.tuples(st.just("n"), st.lists(ints.map(number_literal) | st.just("NULL"), min_size=1, max_size=3)),
             )
         )

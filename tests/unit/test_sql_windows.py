@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from config.sql.plan import WindowSpec
 
-timestamps = st.integers(min_value=-10**13, max_value=10**13)
+timestamps = st.integers(min_value=-(10**13), max_value=10**13)
 units = st.integers(min_value=1, max_value=5_000)
 multiples = st.integers(min_value=1, max_value=8)
 
@@ -22,7 +22,9 @@ def contains(window: tuple[int, int], ts: int) -> bool:
     return window[0] <= ts < window[1]
 
 
-def brute_force(kind: str, ts: int, size: int, slide: int | None = None, step: int | None = None) -> list[tuple[int, int]]:
+def brute_force(
+    kind: str, ts: int, size: int, slide: int | None = None, step: int | None = None
+) -> list[tuple[int, int]]:
     period = {"TUMBLE": size, "HOP": slide, "CUMULATE": size}[kind]
     assert period is not None
     # Every start that is a multiple of the period, from far enough before ts to after it.
@@ -69,7 +71,10 @@ def test_examples_by_hand() -> None:
     # HOP slide 30 s, size 1 min: 42.399 s into the minute lies in the windows
     # starting at :00 and at :30.
     hop = WindowSpec("HOP", "ts", size_ms=minute, slide_ms=30_000)
-    assert sorted(hop.windows_of(ts)) == [(minute_start, minute_start + minute), (minute_start + 30_000, minute_start + 90_000)]
+    assert sorted(hop.windows_of(ts)) == [
+        (minute_start, minute_start + minute),
+        (minute_start + 30_000, minute_start + 90_000),
+    ]
     # CUMULATE step 20 s, size 1 min: 42.399 s into the minute lies in [0, 60) only.
     cumulate = WindowSpec("CUMULATE", "ts", size_ms=minute, step_ms=20_000)
     assert cumulate.windows_of(ts) == [(minute_start, minute_start + minute)]

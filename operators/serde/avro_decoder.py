@@ -1,0 +1,275 @@
+"""Avro value decoding, plain or with the Confluent framing, a batch at a time.
+
+Fast path: the bodies of a batch are laid end to end as ONE block of an Avro
+object container and read by `polars.read_avro` (millions of rows/s, in
+Rust). Concatenation hides record boundaries, so a corrupt record could
+shift every record after it and still decode. The path therefore proves
+alignment: after each body it places an alignment marker, a 16-byte random
+value (secret to this process) read as one extra `bytes` field. Row i's
+marker can only come out right if row i started at its body and ended
+exactly where the body ends: n rows need n markers and there are exactly n
+in the block (a body containing the secret marker is as likely as a forged
+Avro sync marker, 2**-128). Zero padding after the last marker lets a
+short overrun fail the marker check instead of polars' bounds check.
+
+If polars fails or any marker is off, the batch is decoded again one record
+at a time with fastavro, which isolates the bad records. On either path a
+record is good only if it decodes and uses exactly all of its bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import fastavro
+import polars as pl
+
+from operators.serde.avro_schema import AvroField, RecordSchema, parse_record_schema
+from operators.serde.batch import DecodedBatch, DecodeError, merge_batches
+from operators.serde.registry import WriterSchemas
+
+CONFLUENT_HEADER = 5
+MAGIC_BYTE = 0
+
+
+def zigzag_varint(n: int) -> bytes:
+    """Avro's `long` encoding."""
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def container_header(schema_json: str, sync: bytes) -> bytes:
+    """The header of an Avro object container file: magic, metadata, sync marker."""
+    meta = {b"avro.schema": schema_json.encode(), b"avro.codec": b"null"}
+    parts = [b"Obj\x01", zigzag_varint(len(meta))]
+    for key, value in meta.items():
+        parts += [zigzag_varint(len(key)), key, zigzag_varint(len(value)), value]
+    parts += [zigzag_varint(0), sync]
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class TimeCheck:
+    """The event-time field: it must be present (not null) and becomes epoch millis."""
+
+    name: str
+    divisor: int  # raw value // divisor = epoch millis
+
+
+class BodyDecoder:
+    """Decodes Avro bodies written with one writer schema into the reader's columns."""
+
+    PADDING = bytes(1024)
+
+    def __init__(self, writer: RecordSchema, reader: RecordSchema, names: Sequence[str], time: TimeCheck | None):
+        self.names = tuple(names)
+        self.time = time
+        self._fast = writer.flat and reader.flat and all(
+            _readable_as(writer.field(n), reader.field(n)) for n in reader.field_names
+        )
+        self._fa_writer = fastavro.parse_schema(writer.stripped)
+        self._fa_reader = None if writer.stripped == reader.stripped else fastavro.parse_schema(reader.stripped)
+        self._marker_field = _unused_name("alignment_marker", writer.field_names)
+        self._marker = os.urandom(16)
+        self._marker_bytes = zigzag_varint(len(self._marker)) + self._marker
+        self._marker_series = pl.Series([self._marker], dtype=pl.Binary)
+        self._sync = os.urandom(16)
+        block_schema = dict(writer.stripped, fields=[*writer.stripped["fields"], {"name": self._marker_field, "type": "bytes"}])
+        self._header = container_header(json.dumps(block_schema, separators=(",", ":")), self._sync)
+
+    def decode(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+        """Decode `bodies` (found at `positions` of the input)."""
+        if not bodies:
+            return DecodedBatch(self.names, [], [], columns={n: [] for n in self.names})
+        if self._fast:
+            frame = self._read_block(bodies)
+            if frame is not None:
+                return self._from_frame(frame, positions)
+        return self._one_by_one(bodies, positions)
+
+    def _read_block(self, bodies: Sequence[bytes]) -> pl.DataFrame | None:
+        """All bodies as one container block through polars; None unless proven aligned."""
+        marker = self._marker_bytes
+        parts = [self._header, zigzag_varint(len(bodies)), b"", *_interleave(bodies, marker), self.PADDING, self._sync]
+        parts[2] = zigzag_varint(sum(map(len, parts[3:-1])))
+        try:
+            frame = pl.read_avro(io.BytesIO(b"".join(parts)))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - polars raises, or panics (PanicException is a BaseException)
+            return None
+        if frame.height != len(bodies) or not (frame.get_column(self._marker_field) == self._marker_series).all():
+            return None
+        return frame
+
+    def _from_frame(self, frame: pl.DataFrame, positions: list[int]) -> DecodedBatch:
+        errors: list[DecodeError] = []
+        if self.time is not None:
+            col = pl.col(self.time.name)
+            if frame.get_column(self.time.name).null_count():
+                nulls = frame.get_column(self.time.name).is_null()
+                errors = [(p, f"null-value: {self.time.name}") for p, bad in zip(positions, nulls) if bad]
+                positions = [p for p, bad in zip(positions, nulls) if not bad]
+                frame = frame.filter(~nulls)
+            if self.time.divisor != 1:
+                frame = frame.with_columns(col.floordiv(self.time.divisor))
+        return DecodedBatch(self.names, positions, errors, frame=frame[list(self.names)])
+
+    def _one_by_one(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+        names = self.names
+        columns: dict[str, list[Any]] = {n: [] for n in names}
+        index: list[int] = []
+        errors: list[DecodeError] = []
+        reader, writer_schema, reader_schema = fastavro.schemaless_reader, self._fa_writer, self._fa_reader
+        time = self.time
+        for pos, body in zip(positions, bodies):
+            stream = io.BytesIO(body)
+            try:
+                record = reader(stream, writer_schema, reader_schema)
+            except EOFError as exc:
+                errors.append((pos, f"truncated: {exc or 'the record ends early'}"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure of this record is this record's error
+                errors.append((pos, f"avro-decode-error: {type(exc).__name__}: {exc}"))
+                continue
+            left = len(body) - stream.tell()
+            if left:
+                errors.append((pos, f"avro-decode-error: {left} bytes left over after the record"))
+                continue
+            if time is not None:
+                ts = record.get(time.name)
+                if ts is None:
+                    errors.append((pos, f"null-value: {time.name}"))
+                    continue
+                record[time.name] = ts // time.divisor
+            index.append(pos)
+            for n in names:
+                columns[n].append(record.get(n))
+        return DecodedBatch(names, index, errors, columns=columns)
+
+
+def _interleave(bodies: Sequence[bytes], marker: bytes) -> list[bytes]:
+    out = [marker] * (2 * len(bodies))
+    out[::2] = bodies
+    return out
+
+
+def _unused_name(base: str, taken: Sequence[str]) -> str:
+    name = base
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+def _readable_as(writer: AvroField | None, reader: AvroField | None) -> bool:
+    """Whether polars' plain read of the writer field gives the reader field's values."""
+    if writer is None or reader is None:
+        return False
+    return (
+        writer.type == reader.type
+        and writer.logical_type == reader.logical_type
+        and (reader.nullable or not writer.nullable)
+    )
+
+
+class AvroBatchDecoder:
+    """Decodes a batch of Avro values, plain or with the Confluent framing.
+
+    With the framing, each value's magic byte and schema id are checked
+    before any Avro decoding, and the values are decoded per writer schema
+    (usually one group per batch).
+    """
+
+    def __init__(
+        self,
+        reader: RecordSchema,
+        columns: Sequence[str],
+        time: TimeCheck | None,
+        *,
+        confluent: bool,
+        registry: Any | None = None,
+        accepted_ids: frozenset[int] | None = None,
+    ) -> None:
+        self.columns = tuple(columns)
+        self._reader = reader
+        self._time = time
+        self._plain: BodyDecoder | None = None
+        self._writers: WriterSchemas[BodyDecoder] | None = None
+        if confluent:
+            self._writers = WriterSchemas(
+                self._prepare_writer,
+                inline_schema_json=json.dumps(reader.original),
+                client=registry,
+                accepted_ids=accepted_ids,
+            )
+        else:
+            self._plain = BodyDecoder(reader, reader, self.columns, time)
+
+    def _prepare_writer(self, schema_json: str) -> BodyDecoder:
+        """The decoder for one writer schema (made once per schema id)."""
+        return BodyDecoder(parse_record_schema(schema_json), self._reader, self.columns, self._time)
+
+    def decode(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        if self._plain is not None:
+            return self._decode_plain(values)
+        return self._decode_framed(values)
+
+    def _decode_plain(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        assert self._plain is not None
+        if all(v is not None for v in values):
+            return self._plain.decode(values, list(range(len(values))))  # type: ignore[arg-type]
+        errors = [(i, "null-value: the record has no value") for i, v in enumerate(values) if v is None]
+        positions = [i for i, v in enumerate(values) if v is not None]
+        part = self._plain.decode([values[i] for i in positions], positions)  # type: ignore[misc]
+        return merge_batches(self.columns, [part], errors)
+
+    def _decode_framed(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        assert self._writers is not None
+        try:  # the usual batch: every value has the same 5-byte header, checked in C loops
+            heads = [v[:CONFLUENT_HEADER] for v in values]  # type: ignore[index]
+        except TypeError:  # a None value among them
+            heads = []
+        if heads and heads[0][:1] == b"\x00" and len(heads[0]) == CONFLUENT_HEADER and heads.count(heads[0]) == len(heads):
+            found = self._writers.lookup(int.from_bytes(heads[0][1:], "big"))
+            if not isinstance(found, str):
+                return found.decode([v[CONFLUENT_HEADER:] for v in values], list(range(len(values))))  # type: ignore[index]
+        return self._decode_mixed(values)
+
+    def _decode_mixed(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        """Check each value's framing on its own, then decode per schema id."""
+        assert self._writers is not None
+        errors: list[DecodeError] = []
+        groups: dict[int, tuple[list[int], list[bytes]]] = {}
+        for pos, value in enumerate(values):
+            if value is None:
+                errors.append((pos, "null-value: the record has no value"))
+            elif len(value) < CONFLUENT_HEADER:
+                errors.append((pos, f"truncated: {len(value)} bytes, the Confluent header alone is 5"))
+            elif value[0] != MAGIC_BYTE:
+                errors.append((pos, f"bad-magic-byte: 0x{value[0]:02x}, expected 0x00"))
+            else:
+                schema_id = int.from_bytes(value[1:5], "big")
+                group = groups.get(schema_id)
+                if group is None:
+                    group = groups[schema_id] = ([], [])
+                group[0].append(pos)
+                group[1].append(value[CONFLUENT_HEADER:])
+        parts = []
+        for schema_id, (positions, bodies) in groups.items():
+            found = self._writers.lookup(schema_id)
+            if isinstance(found, str):
+                errors.extend((pos, found) for pos in positions)
+            else:
+                parts.append(found.decode(bodies, positions))
+        if not errors and len(parts) == 1:
+            return parts[0]
+        return merge_batches(self.columns, parts, errors)

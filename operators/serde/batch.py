@@ -1,0 +1,101 @@
+"""What a batch decoder returns: good rows as columns, bad rows as reasons.
+
+A decoder never raises for bad input. Each input position ends up either in
+`index` (a good row) or in `errors` (position and reason), so the caller can
+dead-letter the raw bytes of exactly the records that failed and account for
+every record.
+
+The good rows are held in whichever form the decoder produced them in (a
+polars DataFrame from the batch Avro path, Python lists from the per-record
+paths) and converted on first use, so a consumer pays only for the form it
+reads: `frame` for vectorised filtering, `columns` for a per-row loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence
+
+import polars as pl
+
+DecodeError = tuple[int, str]
+
+
+class DecodedBatch:
+    """Good rows of one input batch plus the positions and reasons of the bad ones.
+
+    `index[i]` is the input position of good row i (ascending); every column
+    has `len(index)` values. Event-time columns hold int epoch milliseconds.
+    """
+
+    __slots__ = ("index", "errors", "names", "_columns", "_frame")
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        index: list[int],
+        errors: list[DecodeError],
+        *,
+        columns: dict[str, list[Any]] | None = None,
+        frame: pl.DataFrame | None = None,
+    ) -> None:
+        if (columns is None) == (frame is None):
+            raise ValueError("give exactly one of columns or frame")
+        self.names = tuple(names)
+        self.index = index
+        self.errors = errors
+        self._columns = columns
+        self._frame = frame
+
+    @property
+    def columns(self) -> dict[str, list[Any]]:
+        """Column name -> Python list of values, in `index` order."""
+        if self._columns is None:
+            assert self._frame is not None
+            self._columns = {name: self._frame.get_column(name).to_list() for name in self.names}
+        return self._columns
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The good rows as a polars DataFrame (columns in `names` order)."""
+        if self._frame is None:
+            assert self._columns is not None
+            self._frame = pl.DataFrame({name: self._columns[name] for name in self.names}, strict=False)
+        return self._frame
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Good rows as dicts; convenient in tests and slow paths, not in hot loops."""
+        cols = self.columns
+        return [dict(zip(self.names, values)) for values in zip(*(cols[n] for n in self.names))] if self.names else [
+            {} for _ in self.index
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __repr__(self) -> str:
+        return f"DecodedBatch(good={len(self.index)}, errors={self.errors!r})"
+
+
+class BatchDecoder(Protocol):
+    """Decodes the values of one batch of records of a stream."""
+
+    columns: tuple[str, ...]
+
+    def decode(self, values: Sequence[bytes | None]) -> DecodedBatch: ...
+
+
+def merge_batches(names: Sequence[str], parts: Sequence[DecodedBatch], errors: list[DecodeError]) -> DecodedBatch:
+    """Combine decoded sub-batches (e.g. one per schema id) back into input order."""
+    parts = [p for p in parts if len(p) or p.errors]
+    all_errors = sorted(errors + [e for p in parts for e in p.errors])
+    good = [p for p in parts if len(p)]
+    if not good:
+        return DecodedBatch(names, [], all_errors, columns={n: [] for n in names})
+    if len(good) == 1:  # the usual case: keep the part's own form, convert nothing
+        only = good[0]
+        if only._frame is not None:
+            return DecodedBatch(names, only.index, all_errors, frame=only._frame)
+        return DecodedBatch(names, only.index, all_errors, columns=only.columns)
+    order = sorted((pos, k, i) for k, p in enumerate(good) for i, pos in enumerate(p.index))
+    columns = {n: [good[k].columns[n][i] for _, k, i in order] for n in names}
+    return DecodedBatch(names, [pos for pos, _, _ in order], all_errors, columns=columns)

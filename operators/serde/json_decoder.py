@@ -1,0 +1,113 @@
+"""JSON value decoding: orjson per record, then a check of every schema field.
+
+Flink's JSON format tolerates missing fields; here a record that lacks a
+required field or carries a value of the wrong type is reported, because the
+dead-letter topic is where a user looks for it (semantics.md). Fields not in
+the schema are ignored. Numbers are checked strictly: `true` is not a long,
+`1.0` is not a long, a long must fit in 64 bits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import orjson
+
+from operators.serde.avro_schema import AvroField, RecordSchema
+from operators.serde.batch import DecodedBatch, DecodeError
+
+_MISSING = object()
+INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+JSON_TYPE_NAMES = {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}
+
+
+def _converter(f: AvroField) -> Callable[[Any], Any]:
+    """A function returning the column value, or raising TypeError with the found type."""
+    kind = f.type
+    if kind in INT_RANGES:
+        low, high = INT_RANGES[kind]
+        divisor = f.millis_divisor or 1
+
+        def to_int(v: Any) -> Any:
+            if type(v) is not int:
+                raise TypeError(type(v).__name__)
+            if not low <= v <= high:
+                raise TypeError(f"{type(v).__name__} out of range")
+            return v // divisor if divisor != 1 else v
+
+        return to_int
+    if kind in ("float", "double"):
+
+        def to_float(v: Any) -> Any:
+            if type(v) is float:
+                return v
+            if type(v) is int:
+                return float(v)
+            raise TypeError(type(v).__name__)
+
+        return to_float
+    expected: type = bool if kind == "boolean" else str  # JSON has no bytes: Flink writes them as base64 text
+
+    def same(v: Any) -> Any:
+        if type(v) is not expected:
+            raise TypeError(type(v).__name__)
+        return v
+
+    return same
+
+
+class JsonBatchDecoder:
+    """Decodes JSON object values and validates them against the stream's schema."""
+
+    def __init__(self, schema: RecordSchema, columns: Sequence[str], time_column: str | None) -> None:
+        if schema.fields is None:
+            raise ValueError("JSON values need a flat schema of primitive fields")
+        self.columns = tuple(columns)
+        slot_of = {name: i for i, name in enumerate(self.columns)}
+        # (name, may be null or absent, converter, type for messages, output slot or None)
+        self._checks = [
+            (f.name, f.nullable and f.name != time_column, _converter(f), f.type, slot_of.get(f.name))
+            for f in schema.fields
+        ]
+
+    def decode(self, values: Sequence[bytes | None]) -> DecodedBatch:
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        checks = self._checks
+        out: list[list[Any]] = [[] for _ in self.columns]
+        index: list[int] = []
+        errors: list[DecodeError] = []
+        for pos, raw in enumerate(values):
+            if raw is None:
+                errors.append((pos, "null-value: the record has no value"))
+                continue
+            try:
+                obj = loads(raw)
+            except decode_error as exc:
+                errors.append((pos, f"json-decode-error: {exc}"))
+                continue
+            if type(obj) is not dict:
+                errors.append((pos, f"not-an-object: got {JSON_TYPE_NAMES.get(type(obj), 'null')}"))
+                continue
+            row: list[Any] = [None] * len(out)
+            reason = None
+            for name, optional, convert, described, slot in checks:
+                v = obj.get(name, _MISSING)
+                if v is None or v is _MISSING:
+                    if optional:
+                        continue
+                    reason = f"missing-field: {name}" if v is _MISSING else f"null-value: {name}"
+                    break
+                try:
+                    v = convert(v)
+                except TypeError as exc:
+                    reason = f"wrong-type: {name} (expected {described}, got {exc})"
+                    break
+                if slot is not None:
+                    row[slot] = v
+            if reason is not None:
+                errors.append((pos, reason))
+                continue
+            index.append(pos)
+            for column, v in zip(out, row):
+                column.append(v)
+        return DecodedBatch(self.columns, index, errors, columns=dict(zip(self.columns, out)))

@@ -46,6 +46,14 @@ COMPARISONS: dict[type[exp.Expr], tuple[Callable[[Any, Any], bool], Callable[[pl
     exp.GTE: (operator.ge, operator.ge),
 }
 ORDERED = (exp.LT, exp.LTE, exp.GT, exp.GTE)
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "boolean": pl.Boolean(),
+    "int": pl.Int64(),
+    "long": pl.Int64(),
+    "float": pl.Float64(),
+    "double": pl.Float64(),
+}
 
 
 @dataclass(frozen=True)
@@ -274,7 +282,10 @@ class _Compiler:
         if field is None:
             raise unknown_column(self.query, node, name, self.stream, self.fields, "WHERE")
         self.columns.append(name)
-        return _Term(lambda record: record.get(name), lambda: pl.col(name), kind_of(field))
+        # Cast to the declared type: a batch whose column is all NULL has
+        # polars dtype Null, on which string functions such as LIKE fail.
+        dtype = POLARS_TYPES.get(field.type, pl.Binary)
+        return _Term(lambda record: record.get(name), lambda: pl.col(name).cast(dtype), kind_of(field))
 
     def check_comparable(self, node: exp.Expr, left: _Term, right: _Term, ordered: bool) -> None:
         kinds = {left.kind, right.kind} - {"null"}

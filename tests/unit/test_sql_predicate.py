@@ -112,6 +112,14 @@ def test_truth_table(where: str, values: dict[str, Any], expected: bool) -> None
     assert polars_selects(predicate, [values]) == [expected]
 
 
+def test_polars_copes_with_a_batch_whose_columns_are_all_null() -> None:
+    """A batch built from Python lists types an all-NULL column as Null."""
+    predicate = compile_where("s LIKE 'a%' OR n > 1 OR b OR x IS NOT NULL")
+    frame = pl.DataFrame({name: [None, None] for name in FIELDS}, strict=False)
+    assert frame.filter(predicate.polars()).height == 0
+    assert predicate.row(dict.fromkeys(FIELDS)) is False
+
+
 def test_missing_columns_count_as_null() -> None:
     predicate = compile_where("s IS NULL AND n IS NULL")
     assert predicate.row({}) is True

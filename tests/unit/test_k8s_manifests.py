@@ -299,8 +299,11 @@ def test_udf_service_overlay_moves_the_udf_behind_a_service() -> None:
 def test_generator_deployment(target: str) -> None:
     generator = find(render(target), "Deployment", "iot-monitoring-generator")
     c = container(generator["spec"]["template"]["spec"], "generator")
-    assert c["command"] == ["iot-monitoring", "generate", "--rate", "25"]
-    assert literal_env(c)["IOT_PIPELINE"] == PIPELINE_PATH
+    command = c["command"]
+    assert command[:4] == ["iot-monitoring", "generate", "--rate", "25"]
+    config = command[command.index("--config") + 1]
+    assert config == PIPELINE_PATH
+    assert str(Path(_mount_path(c, "pipeline")) / "pipeline.yaml") == config
     assert "KAFKA_BOOTSTRAP_SERVERS" in _resolved_env_names(render(target), c)
 
 

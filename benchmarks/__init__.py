@@ -1,0 +1,1 @@
+"""Benchmarks of the IoT monitoring dataflow against its peers (`make bench`)."""

@@ -1,0 +1,1 @@
+"""The programs the benchmark times, each run as its own process."""

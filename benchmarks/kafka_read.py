@@ -1,0 +1,51 @@
+"""Read a topic from the beginning to the end it had at start, in batches.
+
+Shared by the transport-limit and plain-loop contenders, and by the harness
+to collect each contender's results."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Iterator
+
+from confluent_kafka import Consumer, TopicPartition
+
+
+def consumer(bootstrap: str) -> Consumer:
+    return Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 3,
+    })
+
+
+def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: float = 600.0) -> Iterator[list[Any]]:
+    """Every message of every partition, as lists of confluent-kafka messages."""
+    c = consumer(bootstrap)
+    try:
+        parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {}
+        for p in parts:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            if high > low:
+                ends[p] = high
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read to their end")
+            msgs = c.consume(batch_size, timeout=0.5)
+            good = [m for m in msgs if m.error() is None]
+            for m in good:
+                p = m.partition()
+                if p in ends and m.offset() >= ends[p] - 1:
+                    del ends[p]
+            if good:
+                yield good
+    finally:
+        c.close()
+
+
+def read_values(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of a (small) topic."""
+    return [(m.key(), m.value()) for batch in batches(bootstrap, topic, 1000, 60) for m in batch]

@@ -1,0 +1,38 @@
+"""The seed pipeline, rewritten for one benchmark run: its input and output
+topics renamed, and the input's value format set (the seed's Avro, or JSON)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import load_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_YAML = REPO / "config" / "iot-monitoring.yaml"
+INPUT_STREAM = "iot-monitoring-stream"
+STARTUP_OPTION = "      ddl.scan.startup.mode: earliest-offset\n"
+
+
+def seed_schema_json() -> str:
+    """The input Stream's Avro schema: the writer schema of the benchmark's records."""
+    schema = load_pipeline(str(SEED_YAML), env={}).streams[INPUT_STREAM].avro_schema_json
+    assert schema, "the seed's input stream has an Avro schema"
+    return schema
+
+
+def write_pipeline(directory: Path, input_topic: str, output_topic: str, value_format: str) -> Path:
+    text = SEED_YAML.read_text()
+    for old, new in (("name: iot-monitoring\n", f"name: {input_topic}\n"), ("name: error-count\n", f"name: {output_topic}\n")):
+        if old not in text:
+            raise RuntimeError(f"the seed pipeline no longer has {old.strip()!r}; update benchmarks/pipeline_yaml.py")
+        text = text.replace(old, new, 1)
+    if value_format == "json":
+        if STARTUP_OPTION not in text:
+            raise RuntimeError("the seed pipeline's input stream options moved; update benchmarks/pipeline_yaml.py")
+        text = text.replace(STARTUP_OPTION, STARTUP_OPTION + "      ddl.value.format: json\n", 1)
+    path = directory / f"pipeline-{value_format}-{output_topic}.yaml"
+    path.write_text(text)
+    stream = load_pipeline(str(path), env={}).streams[INPUT_STREAM]
+    if stream.value_format != value_format or stream.topic != input_topic:
+        raise RuntimeError(f"the rewritten pipeline reads {stream.topic!r} as {stream.value_format!r}")
+    return path

@@ -1,0 +1,212 @@
+"""Throughput of the query against its peers, on the same broker and data.
+
+The data is loaded once per format into a fresh topic; then, one after
+another, each contender reads it all, from process start to process exit:
+
+  (a) transport limit   raw confluent-kafka consumer, no decoding
+  (b) Python limit      one loop: consume, decode, filter, count
+  (c) this package      bounded mode, 1 process, 1 worker
+  (d) this package      bounded mode, 2 processes
+  (e) Quix Streams      tumbling count, 3 s grace
+  (f) naive Bytewax     KafkaSource -> decode -> filter -> count_window
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from confluent_kafka.admin import AdminClient
+
+from benchmarks.dataset import LoadedData, load
+from benchmarks.pipeline_yaml import seed_schema_json, write_pipeline
+from benchmarks.results import Agreement, agree, read_output
+from benchmarks.runner import Run, python_cmd, run, run_together
+from operators.kafka_admin import ensure_topics, wait_for_kafka
+
+CONTENDERS = {
+    "a": "raw consumer (transport limit)",
+    "b": "plain Python loop",
+    "c": "iot-monitoring, 1 process",
+    "d": "iot-monitoring, 2 processes",
+    "e": "Quix Streams",
+    "f": "naive Bytewax",
+}
+GRACE_MS = 3000
+RATIOS = ("c/a", "c/b", "c/e", "c/f", "d/c")
+
+
+@dataclass
+class Measured:
+    letter: str
+    seconds: float
+    peak_rss_mb: float
+    events: int
+    agreement: Agreement | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+@dataclass
+class FormatReport:
+    fmt: str
+    results: dict[str, Measured] = field(default_factory=dict)
+
+    def ratio(self, name: str) -> float | None:
+        top, bottom = name.split("/")
+        if top in self.results and bottom in self.results:
+            return self.results[top].rate / self.results[bottom].rate
+        return None
+
+    def ratios_line(self) -> str:
+        parts = []
+        for name in RATIOS:
+            value = self.ratio(name)
+            parts.append(f"{name}={value:.2f}" if value is not None else f"{name}=n/a")
+        return "ratios " + " ".join(parts)
+
+
+@dataclass
+class Setup:
+    bootstrap: str
+    events: int
+    partitions: int
+    formats: tuple[str, ...]
+    skip: frozenset[str]
+    events_per_s: float = 1000.0
+    keep_topics: bool = False
+    timeout_s: float = 1800.0
+    say: Callable[[str], None] = print
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def package_env(pipeline: Path, bootstrap: str) -> dict[str, str]:
+    return {"IOT_PIPELINE": str(pipeline), "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOT_BOUNDED": "1",
+            "IOT_PROCESSORS": "sql", "PYTHONUNBUFFERED": "1"}
+
+
+def run_package(pipeline: Path, bootstrap: str, processes: int, timeout_s: float) -> Run:
+    """`python -m bytewax.run dataflows.iot` with 1 or more processes; for a
+    cluster, the slowest process's time and the sum of their peak RSS."""
+    env = package_env(pipeline, bootstrap)
+    if processes == 1:
+        return run(python_cmd("-m", "bytewax.run", "dataflows.iot"), env, timeout_s).check("iot-monitoring")
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
+    runs = run_together([python_cmd("-m", "bytewax.run", "dataflows.iot", "-i", str(i), "-a", addresses)
+                         for i in range(processes)], env, timeout_s)
+    for i, r in enumerate(runs):
+        r.check(f"iot-monitoring process {i}")
+    return Run(max(r.seconds for r in runs), sum(r.peak_rss_mb for r in runs), 0, "\n".join(r.output for r in runs))
+
+
+class Bench:
+    def __init__(self, setup: Setup):
+        self.s = setup
+        self.run_id = uuid.uuid4().hex[:6]
+        self.admin: AdminClient = wait_for_kafka(setup.bootstrap, 30)
+        self.topics: list[str] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+
+    def topic(self, name: str, partitions: int = 1) -> str:
+        full = f"bench-{self.run_id}-{name}"
+        ensure_topics(self.admin, {full: partitions})
+        self.topics.append(full)
+        return full
+
+    def cleanup(self) -> None:
+        if self.topics and not self.s.keep_topics:
+            prefix = f"bench-{self.run_id}-"
+            every = [t for t in self.admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+            for future in self.admin.delete_topics(every, operation_timeout=30).values():
+                try:
+                    future.result()
+                except Exception:  # a topic that is already gone is fine
+                    pass
+
+    # --- the steps ----------------------------------------------------------
+
+    def load(self) -> tuple[dict[str, str], LoadedData]:
+        s = self.s
+        inputs = {fmt: self.topic(f"in-{fmt}", s.partitions) for fmt in s.formats}
+        s.say(f"loading {s.events:,} events x {len(inputs)} formats into {s.partitions} partitions ...")
+        data = load(s.bootstrap, inputs, s.events, s.partitions, seed_schema_json(), s.events_per_s)
+        s.say(f"  loaded in {data.seconds:.1f} s; {sum(data.expected.values()):,} ERROR events in "
+              f"{len(data.expected)} (window, code) counts")
+        return inputs, data
+
+    def startup_seconds(self) -> float:
+        """The package's fixed cost: a bounded run over an empty topic."""
+        empty = self.topic("empty", self.s.partitions)
+        pipeline = write_pipeline(self.tmp, empty, self.topic("empty-out"), "avro-confluent")
+        return run_package(pipeline, self.s.bootstrap, 1, 300).seconds
+
+    def contender(self, letter: str, fmt: str, input_topic: str, data: LoadedData) -> Measured:
+        s = self.s
+        out = self.topic(f"out-{fmt}-{letter}")
+        common = ["--bootstrap", s.bootstrap, "--input", input_topic, "--output", out, "--format", fmt,
+                  "--events", str(data.events)]
+        kind = "plain"
+        closed_before = None
+        if letter == "a":
+            result = run(python_cmd("-m", "benchmarks.contenders.raw_consume", *common), None, s.timeout_s).check("raw consumer")
+        elif letter == "b":
+            result = run(python_cmd("-m", "benchmarks.contenders.plain_loop", *common), None, s.timeout_s).check("plain loop")
+        elif letter in "cd":
+            pipeline = write_pipeline(self.tmp, input_topic, out, fmt)
+            result = run_package(pipeline, s.bootstrap, 1 if letter == "c" else 2, s.timeout_s)
+            kind = "package"
+        elif letter == "e":
+            result = run(python_cmd("-m", "benchmarks.contenders.quix_count", *common), None, s.timeout_s).check("Quix Streams")
+            kind = "quix"
+            closed_before = data.closed_before_ms(GRACE_MS)
+        elif letter == "f":
+            env = {"BENCH_BOOTSTRAP": s.bootstrap, "BENCH_INPUT": input_topic, "BENCH_OUTPUT": out, "BENCH_FORMAT": fmt}
+            result = run(python_cmd("-m", "bytewax.run", "benchmarks.contenders.bytewax_naive"), env, s.timeout_s).check("naive Bytewax")
+        else:
+            raise ValueError(letter)
+        measured = Measured(letter, result.seconds, result.peak_rss_mb, data.events)
+        if letter != "a":
+            measured.agreement = agree(read_output(s.bootstrap, out, kind), data.expected, closed_before)
+        return measured
+
+
+def measure(setup: Setup) -> list[FormatReport]:
+    bench = Bench(setup)
+    say = setup.say
+    try:
+        inputs, data = bench.load()
+        if "c" not in setup.skip:
+            startup = bench.startup_seconds()
+            say(f"iot-monitoring start-up and shut-down on an empty topic: {startup:.2f} s (included in (c) and (d) below)")
+        reports = []
+        for fmt in setup.formats:
+            report = FormatReport(fmt)
+            say(f"\n{fmt}: {data.events:,} events, {setup.partitions} partitions")
+            say(f"  {'':3} {'contender':34} {'seconds':>8} {'events/s':>11} {'peak RSS':>10}  counts")
+            for letter in CONTENDERS:
+                if letter in setup.skip:
+                    continue
+                m = bench.contender(letter, fmt, inputs[fmt], data)
+                report.results[letter] = m
+                check = m.agreement.describe() if m.agreement else "-"
+                say(f"  ({letter}) {CONTENDERS[letter]:34} {m.seconds:8.2f} {m.rate:11,.0f} {m.peak_rss_mb:7.0f} MB  {check}")
+            reports.append(report)
+        return reports
+    finally:
+        bench.cleanup()

@@ -4,17 +4,20 @@ Fast path: the bodies of a batch are laid end to end as ONE block of an Avro
 object container and read by `polars.read_avro` (millions of rows/s, in
 Rust). Concatenation hides record boundaries, so a corrupt record could
 shift every record after it and still decode. The path therefore proves
-alignment: after each body it places an alignment marker, a 16-byte random
-value (secret to this process) read as one extra `bytes` field. Row i's
+alignment: after each body it places an alignment marker, a random 16-byte
+value (96 bits, secret to this process) read as one extra `bytes` field. Row i's
 marker can only come out right if row i started at its body and ended
 exactly where the body ends: n rows need n markers and there are exactly n
-in the block (a body containing the secret marker is as likely as a forged
-Avro sync marker, 2**-128). Zero padding after the last marker lets a
+in the block (a body containing the secret marker is about as likely as a
+forged Avro sync marker). Zero padding after the last marker lets a
 short overrun fail the marker check instead of polars' bounds check.
 
-If polars fails or any marker is off, the batch is decoded again one record
-at a time with fastavro, which isolates the bad records. On either path a
-record is good only if it decodes and uses exactly all of its bytes.
+If polars fails or any marker is off, the batch is split in halves and each
+half tried again, down to small ranges that fastavro decodes one record at a
+time, which isolates the bad records at a cost close to the fast path's. A
+range on which polars panicked goes straight to fastavro (each panic prints a
+line on stderr, from Rust). On either path a record is good only if it
+decodes and uses exactly all of its bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -29,7 +33,7 @@ import fastavro
 import polars as pl
 
 from operators.serde.avro_schema import AvroField, RecordSchema, parse_record_schema
-from operators.serde.batch import DecodedBatch, DecodeError, merge_batches
+from operators.serde.batch import DecodedBatch, DecodeError, concat_batches, merge_batches
 from operators.serde.registry import WriterSchemas
 
 CONFLUENT_HEADER = 5
@@ -69,6 +73,7 @@ class BodyDecoder:
     """Decodes Avro bodies written with one writer schema into the reader's columns."""
 
     PADDING = bytes(1024)
+    SMALLEST_SPLIT = 64  # ranges this small are decoded record by record
 
     def __init__(self, writer: RecordSchema, reader: RecordSchema, names: Sequence[str], time: TimeCheck | None):
         self.names = tuple(names)
@@ -79,7 +84,7 @@ class BodyDecoder:
         self._fa_writer = fastavro.parse_schema(writer.stripped)
         self._fa_reader = None if writer.stripped == reader.stripped else fastavro.parse_schema(reader.stripped)
         self._marker_field = _unused_name("alignment_marker", writer.field_names)
-        self._marker = os.urandom(16)
+        self._marker = secrets.token_urlsafe(12).encode()  # 16 ASCII bytes: misread as lengths, they stay small
         self._marker_bytes = zigzag_varint(len(self._marker)) + self._marker
         self._marker_series = pl.Series([self._marker], dtype=pl.Binary)
         self._sync = os.urandom(16)
@@ -91,13 +96,23 @@ class BodyDecoder:
         if not bodies:
             return DecodedBatch(self.names, [], [], columns={n: [] for n in self.names})
         if self._fast:
-            frame = self._read_block(bodies)
-            if frame is not None:
-                return self._from_frame(frame, positions)
+            return self._split_until_clean(bodies, positions)
         return self._one_by_one(bodies, positions)
 
-    def _read_block(self, bodies: Sequence[bytes]) -> pl.DataFrame | None:
-        """All bodies as one container block through polars; None unless proven aligned."""
+    def _split_until_clean(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+        frame, panicked = self._read_block(bodies)
+        if frame is not None:
+            return self._from_frame(frame, positions)
+        if panicked or len(bodies) <= self.SMALLEST_SPLIT:
+            return self._one_by_one(bodies, positions)
+        mid = len(bodies) // 2
+        first = self._split_until_clean(bodies[:mid], positions[:mid])
+        second = self._split_until_clean(bodies[mid:], positions[mid:])
+        return concat_batches(self.names, first, second)
+
+    def _read_block(self, bodies: Sequence[bytes]) -> tuple[pl.DataFrame | None, bool]:
+        """All bodies as one container block through polars: the frame, or None
+        unless proven aligned; and whether polars panicked."""
         marker = self._marker_bytes
         parts = [self._header, zigzag_varint(len(bodies)), b"", *_interleave(bodies, marker), self.PADDING, self._sync]
         parts[2] = zigzag_varint(sum(map(len, parts[3:-1])))
@@ -105,11 +120,13 @@ class BodyDecoder:
             frame = pl.read_avro(io.BytesIO(b"".join(parts)))
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException:  # noqa: BLE001 - polars raises, or panics (PanicException is a BaseException)
-            return None
+        except Exception:  # noqa: BLE001 - any polars error means: not this way
+            return None, False
+        except BaseException:  # a Rust panic arrives as pyo3's PanicException, a BaseException
+            return None, True
         if frame.height != len(bodies) or not (frame.get_column(self._marker_field) == self._marker_series).all():
-            return None
-        return frame
+            return None, False
+        return frame, False
 
     def _from_frame(self, frame: pl.DataFrame, positions: list[int]) -> DecodedBatch:
         errors: list[DecodeError] = []

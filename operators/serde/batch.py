@@ -99,3 +99,14 @@ def merge_batches(names: Sequence[str], parts: Sequence[DecodedBatch], errors: l
     order = sorted((pos, k, i) for k, p in enumerate(good) for i, pos in enumerate(p.index))
     columns = {n: [good[k].columns[n][i] for _, k, i in order] for n in names}
     return DecodedBatch(names, [pos for pos, _, _ in order], all_errors, columns=columns)
+
+
+def concat_batches(names: Sequence[str], first: DecodedBatch, second: DecodedBatch) -> DecodedBatch:
+    """Join the results of two consecutive ranges of one input (positions stay ascending)."""
+    if not len(second):
+        columns = first.columns
+    elif not len(first):
+        columns = second.columns
+    else:
+        columns = {n: first.columns[n] + second.columns[n] for n in names}
+    return DecodedBatch(names, first.index + second.index, first.errors + second.errors, columns=columns)

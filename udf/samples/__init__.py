@@ -1,0 +1,1 @@
+"""Sample UDFs, each a plain function for `udf.sdk.serve`."""

@@ -16,13 +16,18 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 import fastavro
 import orjson
 
-from cli.datagen import MONITORING_SCHEMA, EventGenerator, GeneratorSettings, event_times
+from cli.datagen import (
+    MONITORING_SCHEMA,
+    EventGenerator,
+    GeneratorSettings,
+    event_times,
+)
 from config.pipeline import StreamSpec, TimeAttribute
 from operators.serde import make_decoder
 
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     def batch_avro(values: Sequence[bytes], view: str) -> Callable[[], None]:
         def run() -> None:
             for chunk in batches(values, args.batch):
-                getattr(avro_decoder.decode(chunk), view)
+                _ = getattr(avro_decoder.decode(chunk), view)
 
         return run
 
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def batch_json() -> None:
         for chunk in batches(json_values, args.batch):
-            json_decoder.decode(chunk).columns
+            _ = json_decoder.decode(chunk).columns
 
     n, r = args.records, args.repeat
     with captured_native_stderr() as native_lines:

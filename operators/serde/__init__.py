@@ -11,7 +11,8 @@ with a stable code: `truncated`, `bad-magic-byte`, `unknown-schema-id`,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from config.pipeline import StreamSpec
 from operators.serde.avro_decoder import AvroBatchDecoder, TimeCheck

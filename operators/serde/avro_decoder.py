@@ -26,14 +26,20 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import fastavro
 import polars as pl
 
 from operators.serde.avro_schema import AvroField, RecordSchema, parse_record_schema
-from operators.serde.batch import DecodedBatch, DecodeError, concat_batches, merge_batches
+from operators.serde.batch import (
+    DecodedBatch,
+    DecodeError,
+    concat_batches,
+    merge_batches,
+)
 from operators.serde.registry import WriterSchemas
 
 CONFLUENT_HEADER = 5
@@ -122,7 +128,7 @@ class BodyDecoder:
             raise
         except Exception:  # noqa: BLE001 - any polars error means: not this way
             return None, False
-        except BaseException:  # a Rust panic arrives as pyo3's PanicException, a BaseException
+        except BaseException:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException, a BaseException
             return None, True
         if frame.height != len(bodies) or not (frame.get_column(self._marker_field) == self._marker_series).all():
             return None, False

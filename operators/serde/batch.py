@@ -13,7 +13,8 @@ reads: `frame` for vectorised filtering, `columns` for a per-row loop.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -27,7 +28,7 @@ class DecodedBatch:
     has `len(index)` values. Event-time columns hold int epoch milliseconds.
     """
 
-    __slots__ = ("index", "errors", "names", "_columns", "_frame")
+    __slots__ = ("_columns", "_frame", "errors", "index", "names")
 
     def __init__(
         self,

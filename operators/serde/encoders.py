@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Collection, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import fastavro
 import orjson

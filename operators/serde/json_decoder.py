@@ -9,8 +9,9 @@ the schema are ignored. Numbers are checked strictly: `true` is not a long,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import orjson
 

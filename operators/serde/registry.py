@@ -9,7 +9,8 @@ option (comma separated), or any id when the option is absent.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -87,5 +88,5 @@ class WriterSchemas(Generic[T]):
             return f"unknown-schema-id: {schema_id} is a {schema.schema_type} schema, not Avro"
         try:
             return self._prepare(schema.schema_str)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a broken schema is a property of the id, not a crash
             return f"unknown-schema-id: {schema_id} has an unusable schema ({exc})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import fastavro
 import orjson
@@ -41,7 +41,7 @@ SEED_SCHEMA = {
 SEED_JSON = json.dumps(SEED_SCHEMA)
 FIELDS = [f["name"] for f in SEED_SCHEMA["fields"]]
 SCHEMA_ID = 7
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def stream(fmt: str, **overrides) -> StreamSpec:
@@ -127,7 +127,7 @@ def test_projection_returns_only_the_requested_columns(fmt):
 
 
 def test_event_time_written_as_datetime_comes_out_as_epoch_millis():
-    moments = [datetime(2022, 2, 16, 14, 18, 0, 123000, tzinfo=timezone.utc) + timedelta(seconds=s) for s in range(5)]
+    moments = [datetime(2022, 2, 16, 14, 18, 0, 123000, tzinfo=UTC) + timedelta(seconds=s) for s in range(5)]
     records = [dict(seed_records(1)[0], ts=m) for m in moments]
     batch = make_decoder(stream("avro-confluent"), ["ts"]).decode(framed(records))
     expected = [(m - EPOCH) // timedelta(milliseconds=1) for m in moments]
@@ -501,7 +501,7 @@ ERROR_COUNT_COLUMNS = (
 
 
 def test_json_key_and_value_exactly_as_the_seed_shows():
-    start = (datetime(2022, 2, 16, 14, 18, tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
+    start = (datetime(2022, 2, 16, 14, 18, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
     row = {"window_start": start, "window_end": start + 60_000, "error_code": "C001_ABORTED", "error_count": 26}
     assert encode_json_key(["error_code"], row) == b'{"error_code":"C001_ABORTED"}'
     assert encode_json_value(ERROR_COUNT_COLUMNS, row) == (
@@ -519,11 +519,11 @@ def test_json_key_formats_timestamp_key_fields_when_told():
 @pytest.mark.parametrize(
     "moment, text",
     [
-        (datetime(2022, 2, 16, 14, 18, 0, tzinfo=timezone.utc), "2022-02-16 14:18:00"),
-        (datetime(2022, 2, 16, 14, 18, 0, 500000, tzinfo=timezone.utc), "2022-02-16 14:18:00.5"),
-        (datetime(2022, 2, 16, 14, 18, 0, 50000, tzinfo=timezone.utc), "2022-02-16 14:18:00.05"),
-        (datetime(2022, 2, 16, 14, 18, 0, 123000, tzinfo=timezone.utc), "2022-02-16 14:18:00.123"),
-        (datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc), "1969-12-31 23:59:59.999"),
+        (datetime(2022, 2, 16, 14, 18, 0, tzinfo=UTC), "2022-02-16 14:18:00"),
+        (datetime(2022, 2, 16, 14, 18, 0, 500000, tzinfo=UTC), "2022-02-16 14:18:00.5"),
+        (datetime(2022, 2, 16, 14, 18, 0, 50000, tzinfo=UTC), "2022-02-16 14:18:00.05"),
+        (datetime(2022, 2, 16, 14, 18, 0, 123000, tzinfo=UTC), "2022-02-16 14:18:00.123"),
+        (datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC), "1969-12-31 23:59:59.999"),
     ],
 )
 def test_timestamp_examples(moment, text):
@@ -532,10 +532,22 @@ def test_timestamp_examples(moment, text):
 
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
 def test_timestamp_format_matches_datetime(moment):
-    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=timezone.utc)
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000, tzinfo=UTC)
     ms = (moment - EPOCH) // timedelta(milliseconds=1)
     expected = moment.isoformat(sep=" ", timespec="milliseconds").removesuffix("+00:00")
     expected = expected.removesuffix(".000")
     if "." in expected:
         expected = expected.rstrip("0")
     assert format_timestamp_ms(ms) == expected
+
+
+def test_an_unreachable_registry_is_an_infrastructure_error_not_bad_records():
+    from operators.serde import SchemaRegistryUnavailable
+
+    class DownRegistry:
+        def get_schema(self, schema_id):
+            raise ConnectionError("connection refused")
+
+    decoder = make_decoder(stream("avro-confluent"), registry=DownRegistry())
+    with pytest.raises(SchemaRegistryUnavailable, match="id 7"):
+        decoder.decode(framed(seed_records(3)))

@@ -94,7 +94,7 @@ class PartitionStage:
     def process(self, batch: ReadBatch, end_of_input: bool = False) -> tuple[PartitionBatch, list[KafkaOut]]:
         """One read batch in, the grouped rows and the dead letters out."""
         decoded = self.decoder.decode(batch.values)
-        dead = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in decoded.errors]
+        rejected = list(decoded.errors)  # (input position, reason)
         index = decoded.index
         columns = decoded.columns
         if self.time_from_kafka:
@@ -109,7 +109,7 @@ class PartitionStage:
             limit = int(self.clock() * 1000) + skew
             if max(event_times) > limit:
                 future = [j for j in keep if event_times[j] > limit]
-                dead += [dead_letter(batch.raw(index[j]), f"future-timestamp: {event_times[j]} is more than {skew} ms ahead of now", self.dlq_topic) for j in future]
+                rejected += [(index[j], f"future-timestamp: {event_times[j]} is more than {skew} ms ahead of now") for j in future]
                 future_set = set(future)
                 keep = [j for j in keep if j not in future_set]
 
@@ -128,6 +128,8 @@ class PartitionStage:
         self.watermark_ms = current
         self.max_event_ms = largest
 
+        rejected.sort()
+        dead = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in rejected]
         passing = self._apply_filter(decoded, keep)
         groups = self._group(passing, keep, local, index, event_times, columns, batch)
         return (

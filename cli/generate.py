@@ -14,10 +14,16 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from cli.datagen import MONITORING_SCHEMA, EventGenerator, GeneratorSettings, Message, event_times
+from cli.datagen import (
+    MONITORING_SCHEMA,
+    EventGenerator,
+    GeneratorSettings,
+    Message,
+    event_times,
+)
 from cli.main import UserError
 from config.pipeline import LOCAL_KAFKA
 
@@ -150,7 +156,9 @@ def produce(
     """Produce paced chunks until `count` events or `duration` seconds, then flush."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "log_level": 0})
+    # No sticky partitioning: unkeyed events go to a random partition each, so
+    # every partition carries data (and moves its watermark) even in short runs.
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "sticky.partitioning.linger.ms": 0, "log_level": 0})
     chunk = 5000 if rate <= 0 else max(1, min(5000, int(rate / 20)))
     started = time.monotonic()
     sent = 0
@@ -194,7 +202,13 @@ class _progress:
         self._bar = None
         if args.no_progress or (args.count is None and args.duration is None):
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._by_time = args.count is None
         self._total = float(args.duration) if self._by_time else args.count

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("cli.stack", "cli.validate", "cli.generate", "cli.udf", "cli.watch")
+COMMAND_MODULES = ("cli.stack", "cli.validate", "cli.generate", "cli.udf", "cli.watch", "cli.demo")
 
 
 class UserError(Exception):
@@ -49,4 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as `python -m cli.main`: use the module's own classes (cli.main's
+    # UserError), not this __main__ copy's, so user errors are caught.
+    from cli.main import main as cli_main
+
+    sys.exit(cli_main())

@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 X = TypeVar("X")
 
 
+class RetryLater(Exception):
+    """A handler cannot process this batch now (a dependency is away); the
+    reader rewinds to the batch's first record and tries again later."""
+
+
 class BatchHandler(Protocol[X]):
     """Per-partition processing: records in, one item out (or None)."""
 
@@ -67,6 +72,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.tick_s = tick_s
         self.finished = False
         self.last_emit = 0.0
+        self.last_retry_log = 0.0
         consumer.assign([TopicPartition(topic, partition, start)])
 
     def next_batch(self) -> list[X]:
@@ -83,16 +89,24 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
                 good.append(msg)
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, err)
-        if good:
-            self.next_offset = good[-1].offset() + 1
-        at_end = self.end is not None and self.next_offset >= self.end
+        next_offset = good[-1].offset() + 1 if good else self.next_offset
+        at_end = self.end is not None and next_offset >= self.end
         now = time.monotonic()
         if not good and not at_end and now - self.last_emit < self.tick_s:
             return []
+        try:
+            out = list(self.handler.handle(good, at_end))
+        except RetryLater as exc:
+            if now - self.last_retry_log > 10:
+                log.warning("%s/%s: %s; retrying", self.topic, self.partition, exc)
+                self.last_retry_log = now
+            self.consumer.seek(TopicPartition(self.topic, self.partition, self.next_offset))
+            return []
+        self.next_offset = next_offset
         self.last_emit = now
         if at_end:
             self.finished = True
-        return list(self.handler.handle(good, at_end))
+        return out
 
     def snapshot(self) -> tuple[int, Any]:
         return (self.next_offset, self.handler.snapshot())

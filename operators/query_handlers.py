@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from operators.kafka_source import raw_record
+from operators.kafka_source import RetryLater, raw_record
 from operators.partition_stage import PartitionStage, ReadBatch, dead_letter
 from operators.records import KafkaOut, LateRecord, PartitionBatch, WindowResult
-from operators.serde import encode_json_key, encode_json_value, format_timestamp_ms
+from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value, format_timestamp_ms
 from operators.window_engine import result_row
 
 
@@ -36,7 +36,10 @@ class WindowedHandler:
         self.stage = PartitionStage(plan, stream, settings, decoder, source, partitions, dlq_topic, state)
 
     def handle(self, messages: list[Any], end_of_input: bool) -> list[tuple[PartitionBatch, list[KafkaOut]]]:
-        return [self.stage.process(read_batch(messages), end_of_input)]
+        try:
+            return [self.stage.process(read_batch(messages), end_of_input)]
+        except SchemaRegistryUnavailable as exc:
+            raise RetryLater(str(exc)) from None
 
     def snapshot(self) -> Any:
         return self.stage.snapshot()
@@ -94,7 +97,10 @@ class StatelessHandler:
 
     def handle(self, messages: list[Any], end_of_input: bool) -> list[KafkaOut]:
         batch = read_batch(messages)
-        decoded = self.decoder.decode(batch.values)
+        try:
+            decoded = self.decoder.decode(batch.values)
+        except SchemaRegistryUnavailable as exc:
+            raise RetryLater(str(exc)) from None
         out = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in decoded.errors]
         if not decoded.index:
             return out

@@ -1,0 +1,377 @@
+"""The gRPC UDF stage: call a Streaming Runtime UDF's `requestReply` for a batch.
+
+Independent of Bytewax (plain lists in, plain lists out); `operators.udf_step`
+puts it in a dataflow. What it guarantees:
+
+- at most `max_in_flight` calls at once, each with a deadline;
+- while the UDF is unreachable (`UNAVAILABLE`, or `CANCELLED` by a server
+  going down) the calls are retried with exponential backoff for as long as
+  it takes, with a log line when the outage starts, every `log_every_s`
+  while it lasts, and when it ends: a UDF that is down at start, or
+  restarted mid-stream, delays messages and loses none;
+- a busy UDF (`DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`) is retried
+  `busy_retries` times, so that one message that always times out cannot
+  stall the pipeline forever;
+- any other status (`INTERNAL`, `INVALID_ARGUMENT`, `UNKNOWN`, ...) is the
+  UDF's verdict on that message: it becomes a `UdfFailure` carrying the
+  status code and details, for the dead-letter topic, and the rest flow.
+
+An empty reply payload means "no output for this message" (see `udf.sdk`):
+the result is a `UdfReply` whose `outputs` is empty.
+
+Results come back in the order of the calls. A call may reach the UDF more
+than once (a reply lost with a crashing UDF is asked again), so a UDF should
+be a function of its input; the sink's stable `message_id` lets consumers
+drop the repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import grpc
+import orjson
+
+from udf import headers as h
+from udf.protocol import GrpcMessage, GrpcPayloadCollection, MessagingServiceStub
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+BUSY = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+# Reconnect quickly once the UDF is back: gRPC's default channel backoff grows to 2 minutes.
+CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.enable_retries", 0),  # retries are ours, with logs
+)
+
+
+@dataclass(frozen=True)
+class UdfSettings:
+    """Where the UDF is and how patiently to call it."""
+
+    address: str  # host:port; a sidecar is localhost:<srp.grpcPort>
+    max_in_flight: int = 16
+    deadline_s: float = 5.0
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+    busy_retries: int | None = 10  # None: retry a busy UDF forever too
+    log_every_s: float = 10.0
+    name: str = "udf"  # for logs and metrics: the Processor's name
+
+
+@dataclass(frozen=True)
+class UdfCall:
+    """One message to send: payload, string headers, and the caller's reference
+    (e.g. the source record) handed back with the result."""
+
+    payload: bytes
+    headers: Mapping[str, str]
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class UdfOutput:
+    """One output message of a reply."""
+
+    payload: bytes
+    headers: Mapping[str, str]
+    index: int = 0  # position within a multipart reply
+
+
+@dataclass(frozen=True)
+class UdfReply:
+    """A successful call. `outputs` is empty when the UDF chose to emit nothing;
+    it has several entries when the UDF answered with a payload collection."""
+
+    call: UdfCall
+    outputs: tuple[UdfOutput, ...]
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class UdfFailure:
+    """A call the UDF refused: for the dead-letter topic, with the gRPC status."""
+
+    call: UdfCall
+    code: str  # grpc.StatusCode name, e.g. INVALID_ARGUMENT
+    details: str
+    attempts: int
+    address: str = ""
+
+    def reason_headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers that say why the message was dead-lettered."""
+        return [
+            ("x-dlq-reason", b"udf-error"),
+            ("x-udf-status", self.code.encode()),
+            ("x-udf-status-details", self.details.encode()),
+            ("x-udf-address", self.address.encode()),
+            ("x-udf-attempts", str(self.attempts).encode()),
+        ]
+
+
+UdfResult = UdfReply | UdfFailure
+
+
+def outputs_of(payload: bytes, headers: Mapping[str, str]) -> tuple[UdfOutput, ...]:
+    """The output messages a reply stands for: none when empty, one per entry of a collection."""
+    if not payload:
+        return ()
+    if h.is_multipart(headers):
+        inner = {k: v for k, v in headers.items() if k != h.CONTENT_TYPE}
+        entries = GrpcPayloadCollection.FromString(payload).payload
+        return tuple(UdfOutput(p, inner, i) for i, p in enumerate(entries) if p)
+    return (UdfOutput(payload, dict(headers)),)
+
+
+class _Outage:
+    """Tracks a UDF outage so that many waiting calls make a few clear log lines."""
+
+    def __init__(self, settings: UdfSettings, clock=time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.since: float | None = None
+        self.last_log = 0.0
+        self.waiting = 0
+        self.back = asyncio.Event()  # set when a call succeeds: the others stop backing off
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the UDF answers another call meanwhile."""
+        try:
+            await asyncio.wait_for(self.back.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    def failed(self, code: grpc.StatusCode, details: str) -> None:
+        self.back.clear()
+        now = self.clock()
+        where = f"UDF {self.settings.name} at {self.settings.address}"
+        if self.since is None:
+            self.since = self.last_log = now
+            log.warning("%s is unreachable (%s: %s); holding messages and retrying until it is back",
+                        where, code.name, details)
+        elif now - self.last_log >= self.settings.log_every_s:
+            self.last_log = now
+            log.warning("still waiting for %s: unreachable for %.0f s, %d message(s) held (%s)",
+                        where, now - self.since, self.waiting, details)
+
+    def recovered(self) -> None:
+        self.back.set()
+        if self.since is not None:
+            log.info("UDF %s at %s is reachable again after %.1f s",
+                     self.settings.name, self.settings.address, self.clock() - self.since)
+            self.since = None
+
+
+class UdfClient:
+    """Calls one UDF. `call_batch` is synchronous (it runs a private event loop),
+    so it can be used from any Bytewax step or plain code."""
+
+    def __init__(self, settings: UdfSettings) -> None:
+        self.settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: MessagingServiceStub | None = None
+        self._outage = _Outage(settings)
+
+    def call_batch(self, calls: Sequence[UdfCall]) -> list[UdfResult]:
+        """One result per call, in order; returns once every call has its final result."""
+        if not calls:
+            return []
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(self.call_batch_async(calls))
+
+    async def call_batch_async(self, calls: Sequence[UdfCall]) -> list[UdfResult]:
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self.settings.address, options=list(CHANNEL_OPTIONS))
+            self._stub = MessagingServiceStub(self._channel)
+        slots = asyncio.Semaphore(max(1, self.settings.max_in_flight))
+        self._outage.waiting = len(calls)
+        results = await asyncio.gather(*(self._call_one(call, slots) for call in calls))
+        return list(results)
+
+    async def _call_one(self, call: UdfCall, slots: asyncio.Semaphore) -> UdfResult:
+        s = self.settings
+        request = GrpcMessage(payload=call.payload, headers=dict(call.headers))
+        attempts = busy = 0
+        backoff = s.initial_backoff_s
+        async with slots:
+            while True:
+                attempts += 1
+                try:
+                    reply = await self._stub.requestReply(request, timeout=s.deadline_s)
+                except grpc.aio.AioRpcError as exc:
+                    code, details = exc.code(), exc.details() or ""
+                    if code in UNREACHABLE:
+                        self._outage.failed(code, details)
+                    elif code in BUSY and (s.busy_retries is None or busy < s.busy_retries):
+                        busy += 1
+                        log.warning("UDF %s at %s is busy (%s: %s); retry %d of %s",
+                                    s.name, s.address, code.name, details, busy, s.busy_retries or "unlimited")
+                    else:
+                        self._outage.waiting -= 1
+                        return UdfFailure(call, code.name, details, attempts, s.address)
+                    await self._outage.pause(backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, s.max_backoff_s)
+                    continue
+                self._outage.recovered()
+                self._outage.waiting -= 1
+                try:
+                    outputs = outputs_of(reply.payload, reply.headers)
+                except Exception as exc:  # a multipart reply that does not decode
+                    return UdfFailure(call, "INVALID_REPLY", f"multipart reply is not a GrpcPayloadCollection: {exc}",
+                                      attempts, s.address)
+                return UdfReply(call, outputs, attempts)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        if self._channel is not None:
+            self._loop.run_until_complete(self._channel.close())
+        self._loop.close()
+        self._loop = self._channel = self._stub = None
+
+
+# --- the headers a Streaming Runtime UDF expects -------------------------------------------
+
+
+def key_text(key: bytes | str | None) -> str:
+    """A message key as header text (invalid UTF-8 kept readable, not dropped)."""
+    if key is None:
+        return ""
+    if isinstance(key, str):
+        return key
+    return key.decode("utf-8", errors="backslashreplace")
+
+
+def request_headers(
+    *,
+    key: bytes | str | None = None,
+    content_type: str = h.JSON,
+    event_time_ms: int | None = None,
+    watermark_ms: int | None = None,
+    window_start_ms: int | None = None,
+    window_end_ms: int | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+    timestamp_ms: int | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Headers as Streaming Runtime's processor passed them: the message's own
+    headers (`extra`) as strings, then content type, key, Kafka coordinates,
+    event time, watermark and window bounds, each only when known."""
+    headers = dict(extra or {})
+    named = {
+        h.CONTENT_TYPE: content_type,
+        h.MESSAGE_KEY: key_text(key) if key is not None else None,
+        h.TOPIC: topic,
+        h.PARTITION: partition,
+        h.OFFSET: offset,
+        h.RECORD_TIMESTAMP: timestamp_ms,
+        h.EVENT_TIME: event_time_ms,
+        h.WATERMARK: watermark_ms,
+        h.WINDOW_START: window_start_ms,
+        h.WINDOW_END: window_end_ms,
+    }
+    headers.update({name: str(value) for name, value in named.items() if value is not None})
+    return headers
+
+
+def decode_headers(headers: Sequence[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
+    """Kafka record headers as strings (the last value wins for a repeated name)."""
+    out: dict[str, str] = {}
+    for name, value in headers or ():
+        if value is None:
+            out[name] = ""
+        else:
+            out[name] = value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
+    return out
+
+
+def flink_time_ms(value: Any) -> int | None:
+    """Epoch millis of a JSON time: a number, or Flink's `yyyy-MM-dd HH:mm:ss[.fff]` in UTC."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return int(parsed.timestamp() * 1000)
+    return None
+
+
+def window_from_value(value: bytes | None) -> tuple[int, int] | None:
+    """(start, end) of the window a JSON count record describes, when it names one."""
+    if not value:
+        return None
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    start, end = flink_time_ms(record.get("window_start")), flink_time_ms(record.get("window_end"))
+    return (start, end) if start is not None and end is not None else None
+
+
+@dataclass
+class HeaderBuilder:
+    """Builds a `UdfCall` from a Kafka record with Streaming Runtime's headers.
+
+    The window bounds come from the record's `windowStartTime`/`windowEndTime`
+    headers, else from the JSON value's `window_start`/`window_end`. The event
+    time is the window's last millisecond (Flink's row time of a window
+    result), else the record timestamp. The watermark is this stage's view:
+    the largest event time seen on the record's partition minus
+    `watermark_delay_ms`.
+    """
+
+    content_type: str = h.JSON
+    watermark_delay_ms: int = 0
+    _partition_max: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def call_for(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                 headers: Sequence[tuple[str, bytes]] | None, timestamp_ms: int | None, ref: Any = None) -> UdfCall:
+        own = decode_headers(headers)
+        start, end = _int_or_none(own.get(h.WINDOW_START)), _int_or_none(own.get(h.WINDOW_END))
+        if start is None or end is None:
+            start, end = window_from_value(value) or (None, None)
+        event_time = end - 1 if end is not None else timestamp_ms
+        watermark = None
+        if event_time is not None:
+            seen = max(self._partition_max.get((topic, partition), event_time), event_time)
+            self._partition_max[(topic, partition)] = seen
+            watermark = seen - self.watermark_delay_ms
+        return UdfCall(
+            value or b"",
+            request_headers(
+                key=key, content_type=own.get(h.CONTENT_TYPE, self.content_type), event_time_ms=event_time,
+                watermark_ms=watermark, window_start_ms=start, window_end_ms=end, topic=topic,
+                partition=partition, offset=offset, timestamp_ms=timestamp_ms, extra=own,
+            ),
+            ref,
+        )
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None

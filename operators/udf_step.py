@@ -28,7 +28,7 @@ from operators.metrics import UDF_CALLS
 from operators.partition_stage import dead_letter
 from operators.rabbitmq import AmqpMessage, stable_message_id
 from operators.records import KafkaOut, RawRecord
-from operators.udf import HeaderBuilder, UdfClient, UdfFailure, UdfOutput, UdfReply, key_text
+from operators.udf import HeaderBuilder, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
 from udf import headers as h
 
 
@@ -62,7 +62,7 @@ def message_id_for(record: RawRecord, call_headers: dict[str, str], output: UdfO
 class UdfStage:
     """Calls the UDF for a batch of records and shapes what comes back."""
 
-    client: UdfClient
+    client: UdfClient | None  # None: no UDF (a broker bridge), records pass unchanged
     output_protocol: Literal["rabbitmq", "kafka"]
     output_topic: str  # Kafka topic when the output is Kafka (RabbitMQ: the sink knows its exchange)
     dlq_topic: str
@@ -83,7 +83,12 @@ class UdfStage:
     def process(self, records: Sequence[RawRecord]) -> list[AmqpMessage | KafkaOut]:
         """Output messages and dead letters for `records`, in input order."""
         out: list[AmqpMessage | KafkaOut] = []
-        for result in self.client.call_batch(self.calls_for(records)):
+        calls = self.calls_for(records)
+        if self.client is None:
+            results = [UdfReply(c, (UdfOutput(c.payload, decode_headers(c.ref.headers)),) if c.payload else ()) for c in calls]
+        else:
+            results = self.client.call_batch(calls)
+        for result in results:
             record: RawRecord = result.call.ref
             if isinstance(result, UdfFailure):
                 UDF_CALLS.labels(self.processor, result.code).inc()
@@ -112,7 +117,8 @@ class UdfStage:
             )
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
 
 def udf_step(step_id: str, up: Stream[RawRecord], stage: UdfStage) -> op.BranchOut:

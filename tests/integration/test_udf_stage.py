@@ -1,0 +1,218 @@
+"""The UDF client stage against real UDF processes: outages, restarts, refusals, limits;
+and the SRP Processor run as `python -m bytewax.run dataflows.iot` with Kafka and RabbitMQ."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pika
+import pytest
+
+from operators.udf import UdfCall, UdfClient, UdfFailure, UdfReply, UdfSettings
+from tests.integration.udf_servers import UdfProcess, free_port, go_udf, python_script_udf, python_udf, running
+
+FAST = dict(initial_backoff_s=0.05, max_backoff_s=0.5, log_every_s=1.0)
+
+
+def calls(n: int, start: int = 0) -> list[UdfCall]:
+    return [UdfCall(orjson.dumps({"seq": i, "code": f"c{i % 7}"}), {"contentType": "application/json"}, ref=i)
+            for i in range(start, start + n)]
+
+
+def assert_all_uppercased(results: list, sent: list[UdfCall]) -> None:
+    assert len(results) == len(sent)
+    for result, call in zip(results, sent):
+        assert isinstance(result, UdfReply), result
+        assert result.call.ref == call.ref
+        assert [o.payload for o in result.outputs] == [call.payload.decode().upper().encode()]
+
+
+def test_udf_down_at_start_is_waited_for(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()
+    udf = UdfProcess(python_udf("uppercase", port), port, tmp_path / "udf.log")
+    client = UdfClient(UdfSettings(f"127.0.0.1:{port}", max_in_flight=8, **FAST))
+    sent = calls(40)
+    starter = threading.Timer(2.0, udf.start, kwargs={"wait": False})
+    caplog.set_level(logging.INFO, logger="operators.udf")
+    try:
+        starter.start()
+        began = time.monotonic()
+        results = client.call_batch(sent)
+        waited = time.monotonic() - began
+    finally:
+        starter.cancel()
+        udf.stop()
+        client.close()
+    assert waited >= 2.0  # nothing came back before the UDF existed
+    assert_all_uppercased(results, sent)
+    assert max(r.attempts for r in results) > 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("is unreachable" in m for m in messages)
+    assert any("reachable again" in m for m in messages)
+
+
+@pytest.mark.parametrize("lang", ["python", "go"])
+def test_udf_killed_mid_stream_and_restarted_loses_nothing(lang: str, tmp_path: Path) -> None:
+    port = free_port()
+    argv = python_udf("uppercase", port) if lang == "python" else go_udf(port)
+    udf = UdfProcess(argv, port, tmp_path / "udf.log").start()
+    client = UdfClient(UdfSettings(f"127.0.0.1:{port}", max_in_flight=4, **FAST))
+    results: list = []
+    sent: list[UdfCall] = []
+    done = threading.Event()
+
+    def stream() -> None:
+        for batch in range(60):
+            batch_calls = calls(50, start=batch * 50)
+            sent.extend(batch_calls)
+            results.extend(client.call_batch(batch_calls))
+        done.set()
+
+    worker = threading.Thread(target=stream)
+    try:
+        worker.start()
+        time.sleep(0.3)
+        assert not done.is_set(), "the stream ended before the UDF could be killed; make it longer"
+        udf.kill()
+        time.sleep(1.5)
+        udf.start(wait=False)
+        worker.join(120)
+        assert done.is_set()
+    finally:
+        udf.stop()
+        client.close()
+    assert_all_uppercased(results, sent)
+    assert any(r.attempts > 1 for r in results), "no call was retried: the kill happened outside the stream"
+
+
+def test_error_status_for_one_message_the_rest_flow(tmp_path: Path) -> None:
+    port = free_port()
+    client = UdfClient(UdfSettings(f"127.0.0.1:{port}", **FAST))
+    good = calls(20)
+    bad = UdfCall(b"\xff not utf-8", {}, ref="bad")
+    batch = good[:10] + [bad] + good[10:]
+    with running(python_udf("uppercase", port), port, tmp_path / "udf.log"):
+        results = client.call_batch(batch)
+    client.close()
+    failure = results[10]
+    assert isinstance(failure, UdfFailure)
+    assert failure.call.ref == "bad"
+    assert failure.code == "INVALID_ARGUMENT"
+    assert "UTF-8" in failure.details
+    assert failure.attempts == 1  # a refusal is not retried
+    assert_all_uppercased(results[:10] + results[11:], good)
+
+
+def test_a_bug_in_the_udf_is_internal_and_empty_replies_are_no_output(tmp_path: Path) -> None:
+    port = free_port()
+    source = (
+        "def fn(payload, headers):\n"
+        "    if payload == b'boom':\n"
+        "        raise ZeroDivisionError('division by zero')\n"
+        "    if payload == b'skip':\n"
+        "        return None\n"
+        "    return payload * 2, {'k': headers.get('contentType', '')}\n"
+    )
+    client = UdfClient(UdfSettings(f"127.0.0.1:{port}", **FAST))
+    batch = [UdfCall(b"ab", {"contentType": "text/plain"}), UdfCall(b"boom", {}), UdfCall(b"skip", {})]
+    with running(python_script_udf(source, port), port, tmp_path / "udf.log"):
+        ok, bug, skipped = client.call_batch(batch)
+    client.close()
+    assert [(o.payload, dict(o.headers)) for o in ok.outputs] == [(b"abab", {"k": "text/plain"})]
+    assert isinstance(bug, UdfFailure) and bug.code == "INTERNAL" and "ZeroDivisionError" in bug.details
+    assert isinstance(skipped, UdfReply) and skipped.outputs == ()
+
+
+def test_in_flight_bound_and_deadline(tmp_path: Path) -> None:
+    port = free_port()
+    source = (
+        "import threading, time\n"
+        "lock = threading.Lock(); state = {'now': 0, 'max': 0}\n"
+        "def fn(payload, headers):\n"
+        "    with lock:\n"
+        "        state['now'] += 1; state['max'] = max(state['max'], state['now'])\n"
+        "    time.sleep(3.0 if payload == b'slow' else 0.2)\n"
+        "    with lock:\n"
+        "        state['now'] -= 1\n"
+        "    return str(state['max']).encode(), {}\n"
+    )
+    with running(python_script_udf(source, port), port, tmp_path / "udf.log"):
+        bounded = UdfClient(UdfSettings(f"127.0.0.1:{port}", max_in_flight=3, **FAST))
+        results = bounded.call_batch([UdfCall(b"x", {}) for _ in range(12)])
+        bounded.close()
+        peaks = [int(r.outputs[0].payload) for r in results]
+        assert max(peaks) == 3  # never more than 3 at once, and the bound was reached
+
+        impatient = UdfClient(UdfSettings(f"127.0.0.1:{port}", deadline_s=0.5, busy_retries=1, **FAST))
+        slow, fast = impatient.call_batch([UdfCall(b"slow", {}), UdfCall(b"x", {})])
+        impatient.close()
+    assert isinstance(slow, UdfFailure) and slow.code == "DEADLINE_EXCEEDED" and slow.attempts == 2
+    assert isinstance(fast, UdfReply)
+
+
+# --- the SRP Processor as a dataflow: Kafka -> UDF -> RabbitMQ, dead letters to Kafka ----------
+
+
+def flink_time(minute: int) -> str:
+    return f"2022-02-16 14:{minute:02d}:00"
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("lang", ["python", "go"])
+def test_processor_kafka_to_udf_to_rabbitmq(lang: str, tmp_path: Path, kafka_bootstrap: str, rabbitmq_url: str,
+                                           new_topic, new_exchange) -> None:
+    from confluent_kafka import Producer
+
+    from tests.support.kafka_io import read_all
+    from tests.support.pipeline import run_dataflow, seed_pipeline
+
+    counts_topic, exchange = new_topic(partitions=2), new_exchange()
+    dlq_topic = counts_topic + "-dlq"
+    counts = [{"window_start": flink_time(m), "window_end": flink_time(m + 1), "error_code": f"C00{c}", "error_count": 3 * m + c}
+              for m in range(5) for c in range(1, 4)]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i, row in enumerate(counts):
+        key = orjson.dumps({"error_code": row["error_code"]})
+        producer.produce(counts_topic, key=key, value=orjson.dumps(row), partition=i % 2,
+                         headers=[("x-origin", b"test")])
+    producer.produce(counts_topic, key=b'{"error_code":"BAD"}', value=b"\xff\xfe", partition=0)
+    assert producer.flush(30) == 0
+
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, exchange, routing_key="#")
+
+    port = free_port()
+    argv = python_udf("uppercase", port) if lang == "python" else go_udf(port)
+    pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)
+    with running(argv, port, tmp_path / "udf.log"):
+        result = run_dataflow(pipeline, kafka_bootstrap, processors="udf",
+                              env={"IOT_UDF_ADDRESS": f"127.0.0.1:{port}", "RABBITMQ_URL": rabbitmq_url})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    got = {}
+    for method, props, body in channel.consume(queue, inactivity_timeout=3):
+        if method is None:
+            break
+        assert props.message_id not in got, "a message was delivered twice"
+        got[props.message_id] = (method.routing_key, body, props.headers or {}, props.delivery_mode)
+        channel.basic_ack(method.delivery_tag)
+    connection.close()
+
+    expected = {(row["error_code"], orjson.dumps(row).decode().upper().encode()) for row in counts}
+    assert {(rk, body) for rk, body, _, _ in got.values()} == expected
+    assert all(mode == 2 for _, _, _, mode in got.values())
+    expected_headers = {"x-udf-lang": "go"} if lang == "go" else {}
+    assert all(headers == expected_headers for _, _, headers, _ in got.values())
+
+    dead = read_all(kafka_bootstrap, dlq_topic, expect=1)
+    assert len(dead) == 1
+    key, value, headers, _, _ = dead[0]
+    assert (key, value) == (b'{"error_code":"BAD"}', b"\xff\xfe")
+    assert dict(headers)["x-udf-status"] == b"INVALID_ARGUMENT"

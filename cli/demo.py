@@ -126,13 +126,13 @@ def setup_from(args: argparse.Namespace) -> DemoSetup:
     )
 
 
-def create_topics(setup: DemoSetup, timeout_s: float = 30.0) -> None:
+def create_topics(setup: DemoSetup, timeout_s: float) -> None:
     """The input, results and side topics, so every reader finds them from the start."""
     from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 
     t = setup.targets
     try:
-        admin = wait_for_kafka(t.bootstrap, timeout_s)
+        admin = wait_for_kafka(t.bootstrap, timeout_s, dict(t.kafka_properties))
         ensure_topics(admin, {setup.input_topic: setup.input_partitions, t.results_topic: 1, t.late_topic: 1, t.dlq_topic: 1})
     except BrokerUnavailable as exc:
         raise UserError(str(exc)) from None
@@ -159,7 +159,7 @@ def start_udf(children: Children, setup: DemoSetup) -> None:
 def run_bounded(setup: DemoSetup, args: argparse.Namespace) -> int:
     """Historical events through the whole pipeline, then one frame."""
     start_ms = args.start_ms if args.start_ms is not None else default_start_ms(time.time_ns() // 1_000_000, args.count, setup.window_ms)
-    create_topics(setup)
+    create_topics(setup, args.connect_timeout)
     watcher = Watcher(setup.targets, from_beginning=False, metrics_url=None)
     with Children(setup.log_dir, REPO_ROOT) as children:
         try:
@@ -188,7 +188,7 @@ def run_bounded(setup: DemoSetup, args: argparse.Namespace) -> int:
 
 def run_interactive(setup: DemoSetup, args: argparse.Namespace) -> int:
     """Live events through the whole pipeline, watched until Ctrl-C (or --duration)."""
-    create_topics(setup)
+    create_topics(setup, args.connect_timeout)
     watcher = Watcher(setup.targets, from_beginning=False, metrics_url=f"http://127.0.0.1:{setup.metrics_port}/metrics")
     closes_at = first_window_closes_at(time.time_ns() // 1_000_000, setup.window_ms, setup.watermark_delay_ms)
     watcher.state.hint = f"the first one closes at about {_clock(closes_at)} (window end + allowed lateness)"
@@ -202,8 +202,9 @@ def run_interactive(setup: DemoSetup, args: argparse.Namespace) -> int:
                 "--bootstrap", setup.targets.bootstrap, "--rate", str(args.rate),
                 "--late-fraction", str(args.late_fraction), "--malformed-fraction", str(args.malformed_fraction),
                 "--no-progress"), setup.env())
-            log.info("generating %g events/s; the first window closes at about %s, a minute or so from now; "
-                     "Ctrl-C stops everything (logs in %s)", args.rate, _clock(closes_at), setup.log_dir)
+            wait_s = max(0, closes_at - time.time_ns() // 1_000_000) / 1000
+            log.info("generating %g events/s; the first window closes at about %s, in %.0f s (window end + allowed "
+                     "lateness); Ctrl-C stops everything (logs in %s)", args.rate, _clock(closes_at), wait_s, setup.log_dir)
             run_live(watcher, args.duration, on_tick=children.check)
         except ChildFailed as exc:
             log.error("%s", exc)

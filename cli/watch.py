@@ -206,12 +206,25 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
                    help="RabbitMQ AMQP URL (default: $RABBITMQ_URL, else the pipeline's)")
     p.add_argument("--pipeline", default=os.environ.get("IOT_PIPELINE"),
                    help="pipeline YAML naming the topics and exchange (default: $IOT_PIPELINE, else the built-in one)")
+    p.add_argument("--connect-timeout", type=float, default=15.0,
+                   help="seconds to wait for Kafka at start (default: %(default)s)")
+
+
+def check_kafka(targets: WatchTargets, timeout_s: float) -> None:
+    """Fail early, with a clear message, when Kafka does not answer at all."""
+    from operators.kafka_admin import BrokerUnavailable, wait_for_kafka
+
+    try:
+        wait_for_kafka(targets.bootstrap, timeout_s, dict(targets.kafka_properties))
+    except BrokerUnavailable as exc:
+        raise UserError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be positive")
     targets = targets_from_pipeline(args.pipeline, args.bootstrap, args.rabbitmq_url)
+    check_kafka(targets, args.connect_timeout)
     watcher = Watcher(targets, from_beginning=args.from_beginning or args.once, metrics_url=args.metrics_url or None)
     try:
         watcher.open()

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Mapping
 
 import orjson
-from rich import box
 from rich.bar import Bar
 from rich.columns import Columns
 from rich.console import Group, RenderableType
@@ -137,7 +136,8 @@ def _window_table(window: Window, counts: Mapping[str, int], bar_width: int) -> 
     start, end = str(window[0]), str(window[1])
     if len(start) == len(end) > 10 and start[:10] == end[:10]:  # same day: show the end's time only
         end = end[11:]
-    table = Table(title=f"window {start} → {end} · total {total}", title_justify="left", pad_edge=False)
+    title = f"window {start} → {end} · total {total}"
+    table = Table(title=title, title_justify="left", pad_edge=False, min_width=len(title))
     table.add_column("error code")
     table.add_column("count", justify="right")
     table.add_column("", width=bar_width, no_wrap=True)
@@ -152,25 +152,21 @@ def _short_time(value: str) -> str:
     return value[11:] if len(value) == 19 and value[10] == " " else value
 
 
-def _alerts_table(alerts: list[Alert], total: int) -> Table:
-    table = Table(title=f"alerts ({total} received, newest first)", title_justify="left", pad_edge=False,
-                  box=box.SIMPLE_HEAD)
-    table.add_column("received", no_wrap=True)
-    table.add_column("severity", no_wrap=True)
-    table.add_column("error code", no_wrap=True)
-    table.add_column("window", no_wrap=True)
-    table.add_column("count", justify="right", no_wrap=True)
-    table.add_column("reason", no_wrap=True, overflow="ellipsis")
+def _alerts_lines(alerts: list[Alert], total: int) -> Group:
+    """One line per alert, cut at the terminal's edge (a table would squeeze every column instead)."""
+    code_width = max((len(a.error_code or a.routing_key) for a in alerts), default=10)
+    header = f"{'received':8}  {'severity':8}  {'error code':{code_width}}  {'window':8}  {'count':>5}  reason"
+    lines = [Text(f"alerts ({total} received, newest first)", style="bold"),
+             Text(header, style="dim", no_wrap=True, overflow="ellipsis")]
     for alert in alerts:
-        table.add_row(
-            datetime.fromtimestamp(alert.received_at).strftime("%H:%M:%S"),
-            Text(alert.severity or "-", style=SEVERITY_STYLES.get(alert.severity, "")),
-            alert.error_code or alert.routing_key,
-            _short_time(alert.window_start),
-            "" if alert.error_count is None else str(alert.error_count),
-            alert.reason,
-        )
-    return table
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(datetime.fromtimestamp(alert.received_at).strftime("%H:%M:%S") + "  ")
+        line.append(f"{alert.severity or '-':8}", style=SEVERITY_STYLES.get(alert.severity, ""))
+        count = "" if alert.error_count is None else str(alert.error_count)
+        line.append(f"  {alert.error_code or alert.routing_key:{code_width}}  {_short_time(alert.window_start):8}  {count:>5}  ")
+        line.append(alert.reason)
+        lines.append(line)
+    return Group(*lines)
 
 
 def _counters_line(c: Counters) -> Text:
@@ -206,7 +202,7 @@ def render(state: WatchState, max_windows: int = 3, max_alerts: int = 8, bar_wid
         parts.append(Text(f"… and {len(newest) - max_windows} older windows", style="dim"))
     if state.alerts_exchange:
         recent = list(state.alerts)[-max_alerts:][::-1]
-        parts.append(_alerts_table(recent, state.alerts_received) if recent else Text("no alerts yet", style="dim"))
+        parts.append(_alerts_lines(recent, state.alerts_received) if recent else Text("no alerts yet", style="dim"))
     parts.append(_counters_line(state.counters))
     if state.unreadable_results:
         parts.append(Text(f"{state.unreadable_results} result records were not window counts", style="yellow"))

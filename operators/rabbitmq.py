@@ -201,8 +201,19 @@ class RabbitPublisher:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
+    """The innermost cause in a few words (pika nests the socket error in two wrappers)."""
+    root = exc
+    while True:
+        inner = getattr(root, "exception", None)  # pika's connector errors keep the cause here
+        if not isinstance(inner, BaseException) and root.args and isinstance(root.args[0], BaseException):
+            inner = root.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        root = inner
+    if isinstance(root, OSError) and root.strerror:
+        return root.strerror
+    text = str(root) or repr(root)
+    return text if type(root).__name__ in text else f"{type(root).__name__}: {text}"
 
 
 class RabbitMQSinkPartition(StatelessSinkPartition[AmqpMessage]):

@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="event-time rate of the loaded data, events per second of `ts` (default: %(default)s)")
     p.add_argument("--rate", type=float, default=20000.0, help="latency mode: live events per second")
     p.add_argument("--duration", type=float, default=200.0, help="latency mode: seconds of live traffic")
+    p.add_argument("--fetch-queue-backoff-ms", type=int, default=10,
+                   help="librdkafka fetch.queue.backoff.ms given to every contender alike, the package through its "
+                        "Stream's ddl.properties; -1 keeps the library default of 1000 ms (default: %(default)s)")
     p.add_argument("--keep-topics", action="store_true", help="leave the benchmark's topics in Kafka")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds any one contender may take")
     return p.parse_args(argv)
@@ -88,12 +91,14 @@ def throughput(args: argparse.Namespace) -> int:
     setup = Setup(
         bootstrap=args.bootstrap, events=args.events or 2_000_000, partitions=args.partitions,
         formats=formats_of(args.formats), skip=skipped(args.skip), events_per_s=args.event_rate,
-        keep_topics=args.keep_topics, timeout_s=args.timeout,
+        keep_topics=args.keep_topics, timeout_s=args.timeout, fetch_queue_backoff_ms=args.fetch_queue_backoff_ms,
     )
     reports = measure(setup)
     print()
     for report in reports:
         print(f"{report.fmt} targets: " + "; ".join(target_notes(report)))
+        cpu = [(name, report.cpu_ratio(name)) for name in ("c/a", "c/b", "c/e", "c/f")]
+        print(f"{report.fmt} per CPU second: " + " ".join(f"{n}={v:.2f}" for n, v in cpu if v is not None))
     for report in reports:
         print(("" if report.fmt == "avro-confluent" else f"{report.fmt} ") + report.ratios_line())
     return 0

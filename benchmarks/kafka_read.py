@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 
 
-def consumer(bootstrap: str) -> Consumer:
+def consumer(bootstrap: str, extra: Mapping[str, str] | None = None) -> Consumer:
     return Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 3,
+        "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 3, **(extra or {}),
     })
 
 
-def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: float = 600.0) -> Iterator[list[Any]]:
+def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: float = 600.0,
+            extra: Mapping[str, str] | None = None) -> Iterator[list[Any]]:
     """Every message of every partition, as lists of confluent-kafka messages."""
-    c = consumer(bootstrap)
+    c = consumer(bootstrap, extra)
     try:
         parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
         ends = {}
@@ -40,6 +41,10 @@ def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: flo
                 p = m.partition()
                 if p in ends and m.offset() >= ends[p] - 1:
                     del ends[p]
+            if not good and ends:  # the end may be a transaction marker, which is never delivered
+                for tp in c.position([TopicPartition(topic, p) for p in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        del ends[tp.partition]
             if good:
                 yield good
     finally:

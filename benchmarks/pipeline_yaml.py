@@ -20,16 +20,21 @@ def seed_schema_json() -> str:
     return schema
 
 
-def write_pipeline(directory: Path, input_topic: str, output_topic: str, value_format: str) -> Path:
+def write_pipeline(directory: Path, input_topic: str, output_topic: str, value_format: str,
+                   consumer_properties: dict[str, str] | None = None) -> Path:
+    """The rewritten YAML; `consumer_properties` become the input Stream's
+    `ddl.properties.*` options (the Streaming Runtime's way to set Kafka client properties)."""
     text = SEED_YAML.read_text()
     for old, new in (("name: iot-monitoring\n", f"name: {input_topic}\n"), ("name: error-count\n", f"name: {output_topic}\n")):
         if old not in text:
             raise RuntimeError(f"the seed pipeline no longer has {old.strip()!r}; update benchmarks/pipeline_yaml.py")
         text = text.replace(old, new, 1)
-    if value_format == "json":
-        if STARTUP_OPTION not in text:
-            raise RuntimeError("the seed pipeline's input stream options moved; update benchmarks/pipeline_yaml.py")
-        text = text.replace(STARTUP_OPTION, STARTUP_OPTION + "      ddl.value.format: json\n", 1)
+    if STARTUP_OPTION not in text:
+        raise RuntimeError("the seed pipeline's input stream options moved; update benchmarks/pipeline_yaml.py")
+    options = {"value.format": "json"} if value_format == "json" else {}
+    options.update({f"properties.{k}": v for k, v in (consumer_properties or {}).items()})
+    added = "".join(f'      ddl.{k}: "{v}"\n' for k, v in options.items())
+    text = text.replace(STARTUP_OPTION, STARTUP_OPTION + added, 1)
     path = directory / f"pipeline-{value_format}-{output_topic}.yaml"
     path.write_text(text)
     stream = load_pipeline(str(path), env={}).streams[INPUT_STREAM]

@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,7 @@ class Run:
     peak_rss_mb: float
     returncode: int
     output: str
+    cpu_seconds: float = 0.0  # user + system time of the process (not of the broker it reads from)
 
     def check(self, name: str) -> "Run":
         if self.returncode != 0:
@@ -45,18 +46,22 @@ def start(cmd: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[sub
     return proc, log, started
 
 
-def finish(proc: subprocess.Popen, log, started: float, timeout_s: float) -> Run:
-    """Wait for the process (killing it after `timeout_s`), reaping it with wait4."""
+def finish(proc: subprocess.Popen, log, started: float, timeout_s: float,
+           on_tick: Callable[[int], None] | None = None) -> Run:
+    """Wait for the process (killing it after `timeout_s`); `on_tick(pid)` is
+    called every 10 ms while it runs."""
     deadline = started + timeout_s
     peak_kb = 0
     while True:
         peak_kb = max(peak_kb, high_water_kb(proc.pid))
-        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        if on_tick is not None:
+            on_tick(proc.pid)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.perf_counter() > deadline:
             proc.kill()
-            pid, status = os.waitpid(proc.pid, 0)
+            pid, status, usage = os.wait4(proc.pid, 0)
             break
         time.sleep(0.01)
     seconds = time.perf_counter() - started
@@ -64,7 +69,7 @@ def finish(proc: subprocess.Popen, log, started: float, timeout_s: float) -> Run
     log.seek(0)
     output = log.read()
     log.close()
-    return Run(seconds, peak_kb / 1024, proc.returncode, output)
+    return Run(seconds, peak_kb / 1024, proc.returncode, output, usage.ru_utime + usage.ru_stime)
 
 
 def proc_status_kb(pid: int, field: str) -> int:

@@ -22,6 +22,7 @@ from typing import Callable
 
 from confluent_kafka.admin import AdminClient
 
+from benchmarks.contenders.common import consumer_tuning
 from benchmarks.dataset import LoadedData, load
 from benchmarks.pipeline_yaml import seed_schema_json, write_pipeline
 from benchmarks.results import Agreement, agree, read_output
@@ -46,12 +47,20 @@ class Measured:
     seconds: float
     peak_rss_mb: float
     events: int
+    cpu_seconds: float
     agreement: Agreement | None = None
     note: str = ""
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_rate(self) -> float:
+        """Events per CPU second of the contender's own process(es): steadier than
+        wall time on a machine shared with other work, but blind to parallelism
+        and to the broker's share of the work."""
+        return self.events / max(self.cpu_seconds, 1e-9)
 
 
 @dataclass
@@ -63,6 +72,12 @@ class FormatReport:
         top, bottom = name.split("/")
         if top in self.results and bottom in self.results:
             return self.results[top].rate / self.results[bottom].rate
+        return None
+
+    def cpu_ratio(self, name: str) -> float | None:
+        top, bottom = name.split("/")
+        if top in self.results and bottom in self.results:
+            return self.results[top].cpu_rate / self.results[bottom].cpu_rate
         return None
 
     def ratios_line(self) -> str:
@@ -83,7 +98,12 @@ class Setup:
     events_per_s: float = 1000.0
     keep_topics: bool = False
     timeout_s: float = 1800.0
+    fetch_queue_backoff_ms: int = 10  # given to every contender alike; -1 leaves librdkafka's default (1000)
     say: Callable[[str], None] = print
+
+    @property
+    def consumer_properties(self) -> dict[str, str]:
+        return consumer_tuning(self.fetch_queue_backoff_ms)
 
 
 def free_ports(n: int) -> list[int]:
@@ -112,7 +132,8 @@ def run_package(pipeline: Path, bootstrap: str, processes: int, timeout_s: float
                          for i in range(processes)], env, timeout_s)
     for i, r in enumerate(runs):
         r.check(f"iot-monitoring process {i}")
-    return Run(max(r.seconds for r in runs), sum(r.peak_rss_mb for r in runs), 0, "\n".join(r.output for r in runs))
+    return Run(max(r.seconds for r in runs), sum(r.peak_rss_mb for r in runs), 0, "\n".join(r.output for r in runs),
+               sum(r.cpu_seconds for r in runs))
 
 
 class Bench:
@@ -153,14 +174,14 @@ class Bench:
     def startup_seconds(self) -> float:
         """The package's fixed cost: a bounded run over an empty topic."""
         empty = self.topic("empty", self.s.partitions)
-        pipeline = write_pipeline(self.tmp, empty, self.topic("empty-out"), "avro-confluent")
+        pipeline = write_pipeline(self.tmp, empty, self.topic("empty-out"), "avro-confluent", self.s.consumer_properties)
         return run_package(pipeline, self.s.bootstrap, 1, 300).seconds
 
     def contender(self, letter: str, fmt: str, input_topic: str, data: LoadedData) -> Measured:
         s = self.s
         out = self.topic(f"out-{fmt}-{letter}")
         common = ["--bootstrap", s.bootstrap, "--input", input_topic, "--output", out, "--format", fmt,
-                  "--events", str(data.events)]
+                  "--events", str(data.events), "--fetch-queue-backoff-ms", str(s.fetch_queue_backoff_ms)]
         kind = "plain"
         closed_before = None
         if letter == "a":
@@ -168,7 +189,7 @@ class Bench:
         elif letter == "b":
             result = run(python_cmd("-m", "benchmarks.contenders.plain_loop", *common), None, s.timeout_s).check("plain loop")
         elif letter in "cd":
-            pipeline = write_pipeline(self.tmp, input_topic, out, fmt)
+            pipeline = write_pipeline(self.tmp, input_topic, out, fmt, s.consumer_properties)
             result = run_package(pipeline, s.bootstrap, 1 if letter == "c" else 2, s.timeout_s)
             kind = "package"
         elif letter == "e":
@@ -176,11 +197,12 @@ class Bench:
             kind = "quix"
             closed_before = data.closed_before_ms(GRACE_MS)
         elif letter == "f":
-            env = {"BENCH_BOOTSTRAP": s.bootstrap, "BENCH_INPUT": input_topic, "BENCH_OUTPUT": out, "BENCH_FORMAT": fmt}
+            env = {"BENCH_BOOTSTRAP": s.bootstrap, "BENCH_INPUT": input_topic, "BENCH_OUTPUT": out, "BENCH_FORMAT": fmt,
+                   "BENCH_FETCH_QUEUE_BACKOFF_MS": str(s.fetch_queue_backoff_ms)}
             result = run(python_cmd("-m", "bytewax.run", "benchmarks.contenders.bytewax_naive"), env, s.timeout_s).check("naive Bytewax")
         else:
             raise ValueError(letter)
-        measured = Measured(letter, result.seconds, result.peak_rss_mb, data.events)
+        measured = Measured(letter, result.seconds, result.peak_rss_mb, data.events, result.cpu_seconds)
         if letter != "a":
             measured.agreement = agree(read_output(s.bootstrap, out, kind), data.expected, closed_before)
         return measured
@@ -198,14 +220,15 @@ def measure(setup: Setup) -> list[FormatReport]:
         for fmt in setup.formats:
             report = FormatReport(fmt)
             say(f"\n{fmt}: {data.events:,} events, {setup.partitions} partitions")
-            say(f"  {'':3} {'contender':34} {'seconds':>8} {'events/s':>11} {'peak RSS':>10}  counts")
+            say(f"  {'':3} {'contender':34} {'seconds':>8} {'events/s':>11} {'CPU s':>7} {'peak RSS':>10}  counts")
             for letter in CONTENDERS:
                 if letter in setup.skip:
                     continue
                 m = bench.contender(letter, fmt, inputs[fmt], data)
                 report.results[letter] = m
                 check = m.agreement.describe() if m.agreement else "-"
-                say(f"  ({letter}) {CONTENDERS[letter]:34} {m.seconds:8.2f} {m.rate:11,.0f} {m.peak_rss_mb:7.0f} MB  {check}")
+                say(f"  ({letter}) {CONTENDERS[letter]:34} {m.seconds:8.2f} {m.rate:11,.0f} {m.cpu_seconds:7.2f} "
+                    f"{m.peak_rss_mb:7.0f} MB  {check}")
             reports.append(report)
         return reports
     finally:

@@ -4,7 +4,7 @@
 1-minute `TumblingWindower` -> Bytewax's KafkaSink.
 
 Run: `python -m bytewax.run benchmarks.contenders.bytewax_naive` with
-BENCH_BOOTSTRAP, BENCH_INPUT, BENCH_OUTPUT and BENCH_FORMAT set.
+BENCH_BOOTSTRAP, BENCH_INPUT, BENCH_OUTPUT, BENCH_FORMAT (and BENCH_FETCH_QUEUE_BACKOFF_MS) set.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow
 from bytewax.operators.windowing import EventClock, TumblingWindower, count_window
 
+from benchmarks.contenders.common import consumer_tuning
 from benchmarks.pipeline_yaml import seed_schema_json
 
 ALIGN = datetime(2022, 1, 1, tzinfo=timezone.utc)
@@ -41,10 +42,10 @@ def decoder(fmt: str):
     return from_avro
 
 
-def build(bootstrap: str, input_topic: str, output_topic: str, fmt: str) -> Dataflow:
+def build(bootstrap: str, input_topic: str, output_topic: str, fmt: str, consumer_config: dict[str, str]) -> Dataflow:
     decode = decoder(fmt)
     flow = Dataflow("naive-error-count")
-    messages = op.input("read", flow, KafkaSource([bootstrap], [input_topic], tail=False))
+    messages = op.input("read", flow, KafkaSource([bootstrap], [input_topic], tail=False, add_config=consumer_config))
     records = op.map("decode", messages, lambda msg: decode(msg.value))
     errors = op.filter("errors", records, lambda r: r["type"] == "ERROR")
     clock = EventClock(lambda r: r["ts"], wait_for_system_duration=timedelta(seconds=3))
@@ -70,4 +71,5 @@ def build(bootstrap: str, input_topic: str, output_topic: str, fmt: str) -> Data
 
 
 flow = build(os.environ["BENCH_BOOTSTRAP"], os.environ["BENCH_INPUT"], os.environ["BENCH_OUTPUT"],
-             os.environ.get("BENCH_FORMAT", "avro-confluent"))
+             os.environ.get("BENCH_FORMAT", "avro-confluent"),
+             consumer_tuning(int(os.environ.get("BENCH_FETCH_QUEUE_BACKOFF_MS", "-1"))))

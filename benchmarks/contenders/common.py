@@ -24,7 +24,17 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--output", help="topic for the counts")
     parser.add_argument("--format", choices=("avro-confluent", "json"), default="avro-confluent")
     parser.add_argument("--events", type=int, default=0, help="number of input records (for engines that stop by count)")
+    parser.add_argument("--fetch-queue-backoff-ms", type=int, default=-1,
+                        help="librdkafka fetch.queue.backoff.ms for the consumer (-1: the library's default)")
     return parser.parse_args()
+
+
+def consumer_tuning(backoff_ms: int) -> dict[str, str]:
+    """The one consumer setting every contender gets alike (see docs/performance.md):
+    librdkafka stops fetching a partition for fetch.queue.backoff.ms (1 s by
+    default) whenever its local queue is full, which at these rates is most
+    of the time."""
+    return {} if backoff_ms < 0 else {"fetch.queue.backoff.ms": str(backoff_ms)}
 
 
 def long_schema() -> Any:

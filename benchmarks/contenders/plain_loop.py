@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from benchmarks.contenders.common import WINDOW_MS, arguments, publish_counts, record_decoder
+from benchmarks.contenders.common import WINDOW_MS, arguments, consumer_tuning, publish_counts, record_decoder
 from benchmarks.kafka_read import batches
 
 
@@ -15,7 +15,7 @@ def main() -> None:
     args = arguments(__doc__ or "")
     decode = record_decoder(args.format)
     counts: defaultdict[tuple[int, str], int] = defaultdict(int)
-    for batch in batches(args.bootstrap, args.input):
+    for batch in batches(args.bootstrap, args.input, extra=consumer_tuning(args.fetch_queue_backoff_ms)):
         for msg in batch:
             record = decode(msg.value())
             if record["type"] == "ERROR":

@@ -18,7 +18,7 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.models import Deserializer
 
-from benchmarks.contenders.common import arguments, record_decoder
+from benchmarks.contenders.common import arguments, consumer_tuning, record_decoder
 
 
 class ConfluentAvro(Deserializer):
@@ -38,6 +38,7 @@ def main() -> None:
         app = Application(
             broker_address=args.bootstrap, consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest", state_dir=state_dir, use_changelog_topics=False, loglevel="WARNING",
+            consumer_extra_config=consumer_tuning(args.fetch_queue_backoff_ms),
         )
         source = app.topic(
             args.input,

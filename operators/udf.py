@@ -3,7 +3,10 @@
 Independent of Bytewax (plain lists in, plain lists out); `operators.udf_step`
 puts it in a dataflow. What it guarantees:
 
-- at most `max_in_flight` calls at once, each with a deadline;
+- at most `max_in_flight` calls at once, each with a deadline; calls for
+  the same message key go one after the other, in input order (as Streaming
+  Runtime's processor called its UDF), so a UDF that keeps state per key
+  (e.g. comparing a window with the previous one) sees them in order;
 - while the UDF is unreachable (`UNAVAILABLE`, or `CANCELLED` by a server
   going down) the calls are retried with exponential backoff for as long as
   it takes, with a log line when the outage starts, every `log_every_s`
@@ -65,6 +68,7 @@ class UdfSettings:
     max_backoff_s: float = 5.0
     busy_retries: int | None = 10  # None: retry a busy UDF forever too
     log_every_s: float = 10.0
+    ordered_by_key: bool = True  # same-key calls in sequence; False: every call independent
     name: str = "udf"  # for logs and metrics: the Processor's name
 
 
@@ -196,8 +200,31 @@ class UdfClient:
             self._stub = MessagingServiceStub(self._channel)
         slots = asyncio.Semaphore(max(1, self.settings.max_in_flight))
         self._outage.waiting = len(calls)
-        results = await asyncio.gather(*(self._call_one(call, slots) for call in calls))
-        return list(results)
+        results: list[UdfResult | None] = [None] * len(calls)
+
+        async def in_sequence(positions: list[int]) -> None:
+            for i in positions:
+                results[i] = await self._call_one(calls[i], slots)
+
+        await asyncio.gather(*(in_sequence(p) for p in self._sequences(calls)))
+        return results  # type: ignore[return-value]
+
+    def _sequences(self, calls: Sequence[UdfCall]) -> list[list[int]]:
+        """Positions of the calls that must go one after the other: those of one key."""
+        if not self.settings.ordered_by_key:
+            return [[i] for i in range(len(calls))]
+        by_key: dict[str, list[int]] = {}
+        sequences: list[list[int]] = []
+        for i, call in enumerate(calls):
+            key = call.headers.get(h.MESSAGE_KEY)
+            if key is None:
+                sequences.append([i])
+            elif key in by_key:
+                by_key[key].append(i)
+            else:
+                by_key[key] = [i]
+                sequences.append(by_key[key])
+        return sequences
 
     async def _call_one(self, call: UdfCall, slots: asyncio.Semaphore) -> UdfResult:
         s = self.settings

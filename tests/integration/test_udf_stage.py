@@ -154,6 +154,34 @@ def test_in_flight_bound_and_deadline(tmp_path: Path) -> None:
     assert isinstance(fast, UdfReply)
 
 
+def test_calls_of_one_key_arrive_in_order_others_run_alongside(tmp_path: Path) -> None:
+    port = free_port()
+    source = (
+        "import random, threading, time\n"
+        "lock = threading.Lock(); arrivals = {}\n"
+        "def fn(payload, headers):\n"
+        "    key = headers['kafka_receivedMessageKey']\n"
+        "    with lock:\n"
+        "        arrivals.setdefault(key, []).append(int(payload))\n"
+        "        seen = list(arrivals[key])\n"
+        "    time.sleep(random.uniform(0, 0.02))\n"
+        "    return ','.join(map(str, seen)).encode(), {}\n"
+    )
+    keys = ["a", "b", "c", "d"]
+    batch = [UdfCall(str(i).encode(), {"kafka_receivedMessageKey": keys[i % 4]}) for i in range(80)]
+    with running(python_script_udf(source, port), port, tmp_path / "udf.log"):
+        client = UdfClient(UdfSettings(f"127.0.0.1:{port}", max_in_flight=4, **FAST))
+        began = time.monotonic()
+        results = client.call_batch(batch)
+        took = time.monotonic() - began
+        client.close()
+    for key in keys:
+        sent = [int(c.payload) for c in batch if c.headers["kafka_receivedMessageKey"] == key]
+        last = [r for r in results if r.call.headers["kafka_receivedMessageKey"] == key][-1]
+        assert [int(x) for x in last.outputs[0].payload.split(b",")] == sent  # the UDF saw them in input order
+    assert took < 80 * 0.02  # keys ran side by side: faster than 80 calls one by one at the worst sleep
+
+
 # --- the SRP Processor as a dataflow: Kafka -> UDF -> RabbitMQ, dead letters to Kafka ----------
 
 
@@ -161,9 +189,35 @@ def flink_time(minute: int) -> str:
     return f"2022-02-16 14:{minute:02d}:00"
 
 
+def expected_alerts(counts: list[dict], threshold: int, jump: float, min_count: int) -> set[tuple]:
+    """The alerting sample's documented rules, applied here independently: (code, minute, severity, previous)."""
+    out = set()
+    by_code: dict[str, dict[int, int]] = {}
+    for row in counts:  # in each code's window order
+        code, minute, n = row["error_code"], int(row["window_start"][-5:-3]), row["error_count"]
+        history = by_code.setdefault(code, {})
+        previous = history.get(minute - 1, 0 if history and min(history) <= minute - 1 else None)
+        history[minute] = n
+        severity = None
+        if n >= threshold:
+            severity = "critical" if n >= 2 * threshold else "warning"
+        elif previous and n >= min_count and n >= jump * previous:
+            severity = "warning"
+        if severity:
+            out.add((code, minute, severity, previous))
+    return out
+
+
+UDFS = {
+    "python-uppercase": lambda port: python_udf("uppercase", port),
+    "go-uppercase": go_udf,
+    "python-alerting": lambda port: python_udf("alerting", port, "--threshold", "12", "--jump-factor", "2", "--min-count", "4"),
+}
+
+
 @pytest.mark.broker
-@pytest.mark.parametrize("lang", ["python", "go"])
-def test_processor_kafka_to_udf_to_rabbitmq(lang: str, tmp_path: Path, kafka_bootstrap: str, rabbitmq_url: str,
+@pytest.mark.parametrize("udf_name", sorted(UDFS))
+def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka_bootstrap: str, rabbitmq_url: str,
                                            new_topic, new_exchange) -> None:
     from confluent_kafka import Producer
 
@@ -172,14 +226,14 @@ def test_processor_kafka_to_udf_to_rabbitmq(lang: str, tmp_path: Path, kafka_boo
 
     counts_topic, exchange = new_topic(partitions=2), new_exchange()
     dlq_topic = counts_topic + "-dlq"
-    counts = [{"window_start": flink_time(m), "window_end": flink_time(m + 1), "error_code": f"C00{c}", "error_count": 3 * m + c}
-              for m in range(5) for c in range(1, 4)]
+    per_code = {"C001": [2, 5, 11, 3, 30], "C002": [1, 1, 12, 13, 25], "C003": [6, 0, 0, 4, 9]}  # 0: no errors that minute
+    counts = [{"window_start": flink_time(m), "window_end": flink_time(m + 1), "error_code": code, "error_count": n}
+              for m in range(5) for code, ns in per_code.items() if (n := ns[m])]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    for i, row in enumerate(counts):
-        key = orjson.dumps({"error_code": row["error_code"]})
-        producer.produce(counts_topic, key=key, value=orjson.dumps(row), partition=i % 2,
+    for row in counts:  # keyed like the SQL stage's output: one code stays on one partition, in window order
+        producer.produce(counts_topic, key=orjson.dumps({"error_code": row["error_code"]}), value=orjson.dumps(row),
                          headers=[("x-origin", b"test")])
-    producer.produce(counts_topic, key=b'{"error_code":"BAD"}', value=b"\xff\xfe", partition=0)
+    producer.produce(counts_topic, key=b'{"error_code":"BAD"}', value=b"\xff\xfe")
     assert producer.flush(30) == 0
 
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
@@ -189,9 +243,8 @@ def test_processor_kafka_to_udf_to_rabbitmq(lang: str, tmp_path: Path, kafka_boo
     channel.queue_bind(queue, exchange, routing_key="#")
 
     port = free_port()
-    argv = python_udf("uppercase", port) if lang == "python" else go_udf(port)
     pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)
-    with running(argv, port, tmp_path / "udf.log"):
+    with running(UDFS[udf_name](port), port, tmp_path / "udf.log"):
         result = run_dataflow(pipeline, kafka_bootstrap, processors="udf",
                               env={"IOT_UDF_ADDRESS": f"127.0.0.1:{port}", "RABBITMQ_URL": rabbitmq_url})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -204,15 +257,26 @@ def test_processor_kafka_to_udf_to_rabbitmq(lang: str, tmp_path: Path, kafka_boo
         got[props.message_id] = (method.routing_key, body, props.headers or {}, props.delivery_mode)
         channel.basic_ack(method.delivery_tag)
     connection.close()
-
-    expected = {(row["error_code"], orjson.dumps(row).decode().upper().encode()) for row in counts}
-    assert {(rk, body) for rk, body, _, _ in got.values()} == expected
     assert all(mode == 2 for _, _, _, mode in got.values())
-    expected_headers = {"x-udf-lang": "go"} if lang == "go" else {}
-    assert all(headers == expected_headers for _, _, headers, _ in got.values())
+
+    if udf_name == "python-alerting":
+        received = set()
+        for routing_key, body, headers, _ in got.values():
+            alert = orjson.loads(body)
+            assert routing_key == alert["error_code"]
+            assert headers == {"contentType": "application/json"}
+            received.add((alert["error_code"], int(alert["window_start"][-5:-3]), alert["severity"], alert["previous_count"]))
+        assert len(received) == len(got) >= 5  # the scenario raises several alerts, each once
+        assert received == expected_alerts(counts, threshold=12, jump=2, min_count=4)
+    else:
+        expected = {(row["error_code"], orjson.dumps(row).decode().upper().encode()) for row in counts}
+        assert {(rk, body) for rk, body, _, _ in got.values()} == expected
+        expected_headers = {"x-udf-lang": "go"} if udf_name.startswith("go") else {}
+        assert all(headers == expected_headers for _, _, headers, _ in got.values())
 
     dead = read_all(kafka_bootstrap, dlq_topic, expect=1)
     assert len(dead) == 1
     key, value, headers, _, _ = dead[0]
     assert (key, value) == (b'{"error_code":"BAD"}', b"\xff\xfe")
-    assert dict(headers)["x-udf-status"] == b"INVALID_ARGUMENT"
+    status = dict(headers)["x-udf-status"]
+    assert status == b"INVALID_ARGUMENT"

@@ -22,7 +22,16 @@ from pathlib import Path
 from cli.demo_processes import ChildFailed, Children, wait_for_port
 from cli.local_stack import REPO_ROOT
 from cli.main import UserError
-from cli.watch import Watcher, WatchTargets, add_connection_options, load_query, print_frame, run_live, targets_from_pipeline
+from cli.watch import (
+    Watcher,
+    WatchTargets,
+    add_connection_options,
+    load_query,
+    log_targets,
+    print_frame,
+    run_live,
+    targets_from_pipeline,
+)
 from udf.sdk import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
@@ -133,7 +142,8 @@ def create_topics(setup: DemoSetup, timeout_s: float) -> None:
     t = setup.targets
     try:
         admin = wait_for_kafka(t.bootstrap, timeout_s, dict(t.kafka_properties))
-        ensure_topics(admin, {setup.input_topic: setup.input_partitions, t.results_topic: 1, t.late_topic: 1, t.dlq_topic: 1})
+        ensure_topics(admin, {setup.input_topic: setup.input_partitions, t.results_topic: 1,
+                              **{topic: 1 for topic in t.side_topics}})
     except BrokerUnavailable as exc:
         raise UserError(str(exc)) from None
 
@@ -233,6 +243,8 @@ def _stop_on_sigterm() -> None:
 
 def run(args: argparse.Namespace) -> int:
     setup = setup_from(args)
+    log.info("pipeline %s; logs of the processes in %s", setup.pipeline, setup.log_dir)
+    log_targets(setup.targets)
     _stop_on_sigterm()
     if args.bounded_demo:
         return run_bounded(setup, args)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.live import Live
 
 from cli.main import UserError
-from cli.watch_feeds import AlertFeed, ResultFeed, TopicCounter, scrape_metrics
+from cli.watch_feeds import AlertFeed, ResultFeed, TopicCounter, redact_url, scrape_metrics
 from cli.watch_view import Counters, WatchState, render
 
 if TYPE_CHECKING:
@@ -41,14 +41,14 @@ class WatchTargets:
     bootstrap: str
     results_topic: str
     late_topic: str
-    dlq_topic: str
+    dlq_topics: tuple[str, ...]  # the query's, then the UDF stage's
     rabbitmq_url: str | None
     exchange: str | None
     kafka_properties: tuple[tuple[str, str], ...] = ()
 
     @property
     def side_topics(self) -> list[str]:
-        return [self.late_topic, self.dlq_topic]
+        return [self.late_topic, *self.dlq_topics]
 
 
 def load_query(path: str | Path | None) -> tuple["Pipeline", "Plan"]:
@@ -73,8 +73,14 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
     source, sink = pipeline.stream(plan.source), pipeline.stream(plan.sink)
     if sink.protocol != "kafka":
         raise UserError(f"the query writes to {sink.protocol} stream {sink.name}; watch reads results from Kafka")
+    settings = pipeline.settings
+    dlq_topics = [source.topic + settings.dlq_topic_suffix]
     exchange, url = None, None
     for processor in pipeline.udf_processors:
+        for name in processor.inputs:
+            stream = pipeline.streams.get(name)
+            if stream is not None and stream.protocol == "kafka" and stream.topic + settings.dlq_topic_suffix not in dlq_topics:
+                dlq_topics.append(stream.topic + settings.dlq_topic_suffix)
         for output in processor.outputs:
             stream = pipeline.streams.get(output)
             if stream is not None and stream.protocol == "rabbitmq":
@@ -82,12 +88,11 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
                 break
         if exchange:
             break
-    settings = pipeline.settings
     return WatchTargets(
         bootstrap=bootstrap or sink.servers,
         results_topic=sink.topic,
         late_topic=source.topic + settings.late_topic_suffix,
-        dlq_topic=source.topic + settings.dlq_topic_suffix,
+        dlq_topics=tuple(dlq_topics),
         rabbitmq_url=rabbitmq_url or url,
         exchange=exchange,
         kafka_properties=tuple(sorted(sink.kafka_properties.items())),
@@ -129,17 +134,24 @@ class Watcher:
         self._set_note("alerts", self.alerts.problem if self.alerts else None)
 
     def refresh_counters(self) -> None:
+        """Late and dead-letter counts from the side topics (they hold every
+        processor's), the metrics endpoint's numbers when Kafka cannot be asked;
+        watermark lag, input and open windows from the metrics endpoint only."""
         self._last_refresh = time.monotonic()
         metrics = scrape_metrics(self.metrics_url) if self.metrics_url else None
-        if metrics is not None:
-            self.state.counters = metrics
-            return
         counts = self.side_counts.counts()
-        if counts is None:
-            self.state.counters = Counters()
-            return
-        self.state.counters = Counters(late_records=counts[self.targets.late_topic],
-                                       dead_letters=counts[self.targets.dlq_topic], source="topics")
+        if counts is not None:
+            late, dead, source = counts[self.targets.late_topic], sum(counts[t] for t in self.targets.dlq_topics), "side topics"
+        elif metrics is not None:
+            late, dead, source = metrics.late_records, metrics.dead_letters, "metrics"
+        else:
+            late, dead, source = None, None, "nowhere: Kafka does not answer"
+        self.state.counters = Counters(
+            late_records=late, dead_letters=dead, source=source,
+            records_in=metrics.records_in if metrics else None,
+            watermark_lag_s=metrics.watermark_lag_s if metrics else None,
+            open_windows=metrics.open_windows if metrics else None,
+        )
 
     def drain(self, timeout_s: float, quiet_s: float = 1.0) -> None:
         """Read until the results topic is caught up and no alert came for `quiet_s`."""
@@ -210,6 +222,13 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for Kafka at start (default: %(default)s)")
 
 
+def log_targets(targets: WatchTargets) -> None:
+    log.info("results from topic %s, late records from %s, dead letters from %s at %s", targets.results_topic,
+             targets.late_topic, ", ".join(targets.dlq_topics), targets.bootstrap)
+    if targets.exchange and targets.rabbitmq_url:
+        log.info("alerts from exchange %s at %s", targets.exchange, redact_url(targets.rabbitmq_url))
+
+
 def check_kafka(targets: WatchTargets, timeout_s: float) -> None:
     """Fail early, with a clear message, when Kafka does not answer at all."""
     from operators.kafka_admin import BrokerUnavailable, wait_for_kafka
@@ -224,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be positive")
     targets = targets_from_pipeline(args.pipeline, args.bootstrap, args.rabbitmq_url)
+    log_targets(targets)
     check_kafka(targets, args.connect_timeout)
     watcher = Watcher(targets, from_beginning=args.from_beginning or args.once, metrics_url=args.metrics_url or None)
     try:

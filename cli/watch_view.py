@@ -64,8 +64,8 @@ class Alert:
 class Counters:
     """Pipeline counters; `None` where the source that gives it is not reachable.
 
-    `source` says where late/dead-letter numbers come from: `metrics` (the
-    dataflow's Prometheus endpoint) or `topics` (records on the side topics).
+    `source` says where the late and dead-letter numbers come from: the side
+    topics (records on them) or the dataflow's metrics endpoint.
     """
 
     late_records: int | None = None
@@ -73,7 +73,7 @@ class Counters:
     records_in: int | None = None
     watermark_lag_s: float | None = None
     open_windows: int | None = None
-    source: str = "topics"
+    source: str = "side topics"
 
 
 @dataclass
@@ -182,7 +182,7 @@ def _counters_line(c: Counters) -> Text:
         line.append("   records in ", style="bold").append(show(c.records_in))
     if c.open_windows is not None:
         line.append("   open windows ", style="bold").append(show(c.open_windows))
-    line.append(f"   (counts from {c.source})", style="dim")
+    line.append(f"   (late and dead-letter counts from {c.source})", style="dim")
     return line
 
 

@@ -38,7 +38,8 @@ def test_log_format_json_gives_json_log_lines(command, tmp_path):
     logs = [json.loads(line) for line in lines[:-1]]
     assert logs, done.stderr
     assert all(set(entry) >= {"ts", "level", "logger", "message"} for entry in logs)
-    assert any(entry["level"] == "WARNING" and NOWHERE in entry["message"] for entry in logs)
+    assert any(entry["logger"] == f"cli.{command[0]}" or entry["logger"] == "cli.watch" for entry in logs)
+    assert any("results from topic error-count" in entry["message"] and NOWHERE in entry["message"] for entry in logs)
 
 
 def test_log_format_text_is_the_default():
@@ -62,7 +63,8 @@ def test_targets_follow_the_pipeline_and_the_options(tmp_path):
 
     path = seed_pipeline(tmp_path, "in-topic", "counts-topic", "alerts-exchange")
     targets = targets_from_pipeline(path, "kafka.example:9092", "amqp://u:p@rabbit.example:5672/%2F")
-    assert (targets.results_topic, targets.late_topic, targets.dlq_topic) == ("counts-topic", "in-topic-late", "in-topic-dlq")
+    assert (targets.results_topic, targets.late_topic) == ("counts-topic", "in-topic-late")
+    assert targets.dlq_topics == ("in-topic-dlq", "counts-topic-dlq")  # the query's and the UDF stage's
     assert targets.exchange == "alerts-exchange"
     assert (targets.bootstrap, targets.rabbitmq_url) == ("kafka.example:9092", "amqp://u:p@rabbit.example:5672/%2F")
 

@@ -168,11 +168,11 @@ def test_counters_and_watermark_lag(state):
     assert "dead-lettered 7" in text
     assert "watermark lag 4.2 s" in text or "watermark lag 4.3 s" in text
     assert "records in 98,765" in text and "open windows 2" in text
-    assert "(counts from metrics)" in text
+    assert "(late and dead-letter counts from metrics)" in text
 
 
 def test_unreachable_metrics_show_na_for_the_lag(state):
-    state.counters = Counters(late_records=0, dead_letters=5, source="topics")
+    state.counters = Counters(late_records=0, dead_letters=5, source="side topics")
     text = frame_text(state)
     assert "watermark lag n/a" in text
     assert "late records 0" in text and "dead-lettered 5" in text

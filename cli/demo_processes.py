@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO, Self
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class Children:
         process = subprocess.Popen(
             list(argv), cwd=self.cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # only a prctl call runs between fork and exec, which is safe with threads about
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         child = Child(name, process, log_path, log_file)
         self.running.append(child)
@@ -128,7 +130,7 @@ class Children:
             self.running.remove(child)
         child.log_file.close()
 
-    def __enter__(self) -> Children:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

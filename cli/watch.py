@@ -13,15 +13,22 @@ import argparse
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 
 from cli.main import UserError
-from cli.watch_feeds import AlertFeed, ResultFeed, TopicCounter, redact_url, scrape_metrics
+from cli.watch_feeds import (
+    AlertFeed,
+    ResultFeed,
+    TopicCounter,
+    redact_url,
+    scrape_metrics,
+)
 from cli.watch_view import Counters, WatchState, render
 
 if TYPE_CHECKING:
@@ -51,7 +58,7 @@ class WatchTargets:
         return [self.late_topic, *self.dlq_topics]
 
 
-def load_query(path: str | Path | None) -> tuple["Pipeline", "Plan"]:
+def load_query(path: str | Path | None) -> tuple[Pipeline, Plan]:
     """The pipeline and the plan of its first query, or a UserError saying what is wrong."""
     from config import DEFAULT_PIPELINE, ConfigError, load_pipeline
     from config.sql import SqlError, compile_query

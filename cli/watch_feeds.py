@@ -13,7 +13,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -234,10 +235,12 @@ class AlertFeed:
 
     def close(self) -> None:
         if self._connection is not None and self._connection.is_open:
+            from pika.exceptions import AMQPError
+
             try:
                 self._connection.close()
-            except Exception:  # closing a half-dead connection: nothing left to save
-                pass
+            except (AMQPError, OSError) as exc:  # closing a half-dead connection: nothing left to save
+                log.debug("closing the RabbitMQ connection: %s", exc)
         self._connection = None
 
 

@@ -133,7 +133,7 @@ def test_alerts_newest_first_with_severity_code_window_count_and_reason(state):
          "error_count": 117, "previous_count": 12, "severity": "critical", "reason": "error_count 117 reached the threshold 50"},
     ]
     for i, alert in enumerate(alerts):
-        state.add_alert(Alert.from_message(orjson.dumps(alert), '{"error_code":"%s"}' % alert["error_code"],
+        state.add_alert(Alert.from_message(orjson.dumps(alert), orjson.dumps({"error_code": alert["error_code"]}).decode(),
                                            received_at=1_645_020_000 + i))
     text = frame_text(state)
     assert "alerts (2 received, newest first)" in text

@@ -84,7 +84,7 @@ def add_udf_processor(
             stage = _stage(processor, source, output, dlq_topic, settings)
             split = udf_step(out_step, records, stage)
             op.output(f"{out_step}_write-dead-letters", split.falses, dead_letter_sink)
-            op.output(f"{out_step}_write", split.trues, _sink(output, connect_timeout_s))
+            op.output(f"{out_step}_write", split.trues, _sink(output, processor.name, connect_timeout_s))
 
 
 def _stage(processor: UdfProcessor, source: StreamSpec, output: StreamSpec, dlq_topic: str,
@@ -101,9 +101,9 @@ def _stage(processor: UdfProcessor, source: StreamSpec, output: StreamSpec, dlq_
     )
 
 
-def _sink(output: StreamSpec, connect_timeout_s: float):
+def _sink(output: StreamSpec, processor: str, connect_timeout_s: float):
     if output.protocol == "rabbitmq":
-        return RabbitMQSink(output.servers, output.topic)
+        return RabbitMQSink(output.servers, output.topic, processor=processor)
     admin = wait_for_kafka(output.servers, connect_timeout_s, output.kafka_properties)
     ensure_topics(admin, {output.topic: output.partition_count or 1})
     return KafkaOutSink(output.servers, output.kafka_properties)

@@ -32,6 +32,8 @@ import pika
 import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from operators.metrics import RABBITMQ_PUBLISHED
+
 log = logging.getLogger(__name__)
 
 PERSISTENT = 2  # AMQP delivery mode
@@ -217,11 +219,13 @@ def _describe(exc: BaseException) -> str:
 
 
 class RabbitMQSinkPartition(StatelessSinkPartition[AmqpMessage]):
-    def __init__(self, publisher: RabbitPublisher) -> None:
+    def __init__(self, publisher: RabbitPublisher, processor: str) -> None:
         self.publisher = publisher
+        self.confirmed = RABBITMQ_PUBLISHED.labels(processor)
 
     def write_batch(self, items: list[AmqpMessage]) -> None:
         self.publisher.publish_batch(items)
+        self.confirmed.inc(len(items))
 
     def close(self) -> None:
         self.publisher.close()
@@ -233,12 +237,13 @@ class RabbitMQSink(DynamicSink[AmqpMessage]):
     It connects at the first batch, so a broker that is down at start delays
     only this output, not the rest of the dataflow."""
 
-    def __init__(self, url: str, exchange: str, **publisher_options) -> None:
+    def __init__(self, url: str, exchange: str, *, processor: str = "", **publisher_options) -> None:
         self.url = url
         self.exchange = exchange
+        self.processor = processor or exchange  # the metrics label
         self.publisher_options = publisher_options
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> RabbitMQSinkPartition:
         publisher = RabbitPublisher(self.url, self.exchange, **self.publisher_options)
         log.info("%s: publishing to RabbitMQ exchange %r at %s", step_id, self.exchange, _endpoint(publisher.params))
-        return RabbitMQSinkPartition(publisher)
+        return RabbitMQSinkPartition(publisher, self.processor)

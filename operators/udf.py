@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -175,36 +176,62 @@ class _Outage:
             self.since = None
 
 
+class _Session:
+    """A thread's own event loop, channel and outage state (asyncio objects belong to one loop)."""
+
+    def __init__(self, settings: UdfSettings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.outage = _Outage(settings)
+        self.channel: grpc.aio.Channel | None = None
+        self.stub: MessagingServiceStub | None = None
+        self.settings = settings
+
+    def connect(self) -> MessagingServiceStub:
+        if self.stub is None:  # created inside the loop, which the channel binds to
+            self.channel = grpc.aio.insecure_channel(self.settings.address, options=list(CHANNEL_OPTIONS))
+            self.stub = MessagingServiceStub(self.channel)
+        return self.stub
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.loop.run_until_complete(self.channel.close())
+        self.loop.close()
+
+
 class UdfClient:
-    """Calls one UDF. `call_batch` is synchronous (it runs a private event loop),
-    so it can be used from any Bytewax step or plain code."""
+    """Calls one UDF. `call_batch` is synchronous (it runs a private event loop per
+    thread), so it can be used from any Bytewax step, worker thread, or plain code."""
 
     def __init__(self, settings: UdfSettings) -> None:
         self.settings = settings
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._stub: MessagingServiceStub | None = None
-        self._outage = _Outage(settings)
+        self._local = threading.local()
+        self._sessions: list[_Session] = []
+        self._lock = threading.Lock()
+
+    def _session(self) -> _Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = _Session(self.settings)
+            with self._lock:
+                self._sessions.append(session)
+        return session
 
     def call_batch(self, calls: Sequence[UdfCall]) -> list[UdfResult]:
         """One result per call, in order; returns once every call has its final result."""
         if not calls:
             return []
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self.call_batch_async(calls))
+        session = self._session()
+        return session.loop.run_until_complete(self._call_batch(session, calls))
 
-    async def call_batch_async(self, calls: Sequence[UdfCall]) -> list[UdfResult]:
-        if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self.settings.address, options=list(CHANNEL_OPTIONS))
-            self._stub = MessagingServiceStub(self._channel)
+    async def _call_batch(self, session: _Session, calls: Sequence[UdfCall]) -> list[UdfResult]:
+        stub = session.connect()
         slots = asyncio.Semaphore(max(1, self.settings.max_in_flight))
-        self._outage.waiting = len(calls)
+        session.outage.waiting = len(calls)
         results: list[UdfResult | None] = [None] * len(calls)
 
         async def in_sequence(positions: list[int]) -> None:
             for i in positions:
-                results[i] = await self._call_one(calls[i], slots)
+                results[i] = await self._call_one(stub, session.outage, calls[i], slots)
 
         await asyncio.gather(*(in_sequence(p) for p in self._sequences(calls)))
         return results  # type: ignore[return-value]
@@ -226,7 +253,8 @@ class UdfClient:
                 sequences.append(by_key[key])
         return sequences
 
-    async def _call_one(self, call: UdfCall, slots: asyncio.Semaphore) -> UdfResult:
+    async def _call_one(self, stub: MessagingServiceStub, outage: _Outage, call: UdfCall,
+                        slots: asyncio.Semaphore) -> UdfResult:
         s = self.settings
         request = GrpcMessage(payload=call.payload, headers=dict(call.headers))
         attempts = busy = 0
@@ -235,23 +263,23 @@ class UdfClient:
             while True:
                 attempts += 1
                 try:
-                    reply = await self._stub.requestReply(request, timeout=s.deadline_s)
+                    reply = await stub.requestReply(request, timeout=s.deadline_s)
                 except grpc.aio.AioRpcError as exc:
                     code, details = exc.code(), exc.details() or ""
                     if code in UNREACHABLE:
-                        self._outage.failed(code, details)
+                        outage.failed(code, details)
                     elif code in BUSY and (s.busy_retries is None or busy < s.busy_retries):
                         busy += 1
                         log.warning("UDF %s at %s is busy (%s: %s); retry %d of %s",
                                     s.name, s.address, code.name, details, busy, s.busy_retries or "unlimited")
                     else:
-                        self._outage.waiting -= 1
+                        outage.waiting -= 1
                         return UdfFailure(call, code.name, details, attempts, s.address)
-                    await self._outage.pause(backoff * random.uniform(0.8, 1.2))
+                    await outage.pause(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, s.max_backoff_s)
                     continue
-                self._outage.recovered()
-                self._outage.waiting -= 1
+                outage.recovered()
+                outage.waiting -= 1
                 try:
                     outputs = outputs_of(reply.payload, reply.headers)
                 except Exception as exc:  # a multipart reply that does not decode
@@ -260,12 +288,12 @@ class UdfClient:
                 return UdfReply(call, outputs, attempts)
 
     def close(self) -> None:
-        if self._loop is None:
-            return
-        if self._channel is not None:
-            self._loop.run_until_complete(self._channel.close())
-        self._loop.close()
-        self._loop = self._channel = self._stub = None
+        """Close every thread's channel and loop (call when no batch is running)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
 
 # --- the headers a Streaming Runtime UDF expects -------------------------------------------

@@ -154,6 +154,27 @@ def test_in_flight_bound_and_deadline(tmp_path: Path) -> None:
     assert isinstance(fast, UdfReply)
 
 
+def test_one_client_shared_by_worker_threads(tmp_path: Path) -> None:
+    """Bytewax runs one step object in several worker threads (`-w N`)."""
+    port = free_port()
+    client = UdfClient(UdfSettings(f"127.0.0.1:{port}", **FAST))
+    outcome: dict[int, list] = {}
+    sent = {t: calls(200, start=t * 1000) for t in range(3)}
+
+    def work(t: int) -> None:
+        outcome[t] = [r for chunk in range(0, 200, 50) for r in client.call_batch(sent[t][chunk:chunk + 50])]
+
+    with running(python_udf("uppercase", port), port, tmp_path / "udf.log"):
+        threads = [threading.Thread(target=work, args=(t,)) for t in sent]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    client.close()
+    for t, batch in sent.items():
+        assert_all_uppercased(outcome[t], batch)
+
+
 def test_calls_of_one_key_arrive_in_order_others_run_alongside(tmp_path: Path) -> None:
     port = free_port()
     source = (

@@ -96,7 +96,7 @@ def _stage(processor: UdfProcessor, source: StreamSpec, output: StreamSpec, dlq_
         output_topic=output.topic,
         dlq_topic=dlq_topic,
         key_fields=output.key_fields or output.keys or source.key_fields or source.keys,
-        headers=HeaderBuilder(watermark_delay_ms=delay),
+        header_builder=HeaderBuilder(watermark_delay_ms=delay),
         processor=processor.name,
     )
 

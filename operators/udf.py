@@ -36,6 +36,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import grpc
@@ -355,8 +356,6 @@ def decode_headers(headers: Sequence[tuple[str, bytes | str | None]] | None) -> 
 
 def flink_time_ms(value: Any) -> int | None:
     """Epoch millis of a JSON time: a number, or Flink's `yyyy-MM-dd HH:mm:ss[.fff]` in UTC."""
-    from datetime import datetime, timezone
-
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

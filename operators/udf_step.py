@@ -28,7 +28,7 @@ from operators.metrics import UDF_CALLS
 from operators.partition_stage import dead_letter
 from operators.rabbitmq import AmqpMessage, stable_message_id
 from operators.records import KafkaOut, RawRecord
-from operators.udf import HeaderBuilder, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
+from operators.udf import HeaderBuilder, UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
 from udf import headers as h
 
 
@@ -67,16 +67,16 @@ class UdfStage:
     output_topic: str  # Kafka topic when the output is Kafka (RabbitMQ: the sink knows its exchange)
     dlq_topic: str
     key_fields: tuple[str, ...] = ()
-    headers: HeaderBuilder | None = None
+    header_builder: HeaderBuilder | None = None
     processor: str = "udf"
 
     def __post_init__(self) -> None:
-        if self.headers is None:
-            self.headers = HeaderBuilder()
+        if self.header_builder is None:
+            self.header_builder = HeaderBuilder()
 
-    def calls_for(self, records: Sequence[RawRecord]) -> list:
+    def calls_for(self, records: Sequence[RawRecord]) -> list[UdfCall]:
         return [
-            self.headers.call_for(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp_ms, ref=r)
+            self.header_builder.call_for(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp_ms, ref=r)
             for r in records
         ]
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -9,7 +13,7 @@ import orjson
 import pytest
 from grpc_health.v1 import health_pb2
 
-from tests.integration.udf_servers import free_port, go_udf, health_status, python_udf, running
+from tests.integration.udf_servers import free_port, go_udf, health_status, python_script_udf, python_udf, running
 from udf.protocol import SERVICE_NAME, GrpcMessage, GrpcPayloadCollection, MessagingServiceStub
 
 COUNT = {"window_start": "2022-02-16 14:18:00", "window_end": "2022-02-16 14:19:00",
@@ -133,9 +137,6 @@ def test_alerting_udf_over_grpc(tmp_path: Path) -> None:
 
 
 def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     port = free_port()
     with running(python_udf("uppercase", port), port, tmp_path / "udf.log"):
         second = subprocess.run([sys.executable, "-c", "from cli.main import main; raise SystemExit(main())",
@@ -144,3 +145,24 @@ def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
         assert second.returncode == 2
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
         assert "Traceback" not in second.stderr
+
+
+def test_sigterm_lets_the_call_in_flight_finish(tmp_path: Path) -> None:
+    port = free_port()
+    source = "import time\ndef fn(payload, headers):\n    time.sleep(1.5)\n    return payload + b' done', {}\n"
+    outcome: dict = {}
+    with running(python_script_udf(source, port), port, tmp_path / "udf.log") as udf:
+        client = stub(port)
+
+        def call() -> None:
+            try:
+                outcome["reply"] = client.requestReply(GrpcMessage(payload=b"work"), timeout=10).payload
+            except grpc.RpcError as exc:
+                outcome["error"] = exc.code()
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)  # the call is now inside the UDF
+        assert udf.terminate() == 0
+        caller.join(10)
+    assert outcome == {"reply": b"work done"}

@@ -148,6 +148,22 @@ def create_topics(setup: DemoSetup, timeout_s: float) -> None:
         raise UserError(str(exc)) from None
 
 
+def warn_about_earlier_records(setup: DemoSetup) -> None:
+    """The input's startup mode may replay what earlier runs left on the topic: say so."""
+    from cli.watch_feeds import TopicCounter
+
+    counter = TopicCounter(setup.targets.bootstrap, [setup.input_topic], from_beginning=True,
+                           extra=dict(setup.targets.kafka_properties))
+    try:
+        earlier = (counter.counts() or {}).get(setup.input_topic, 0)
+    finally:
+        counter.close()
+    if earlier:
+        log.warning("topic %s already holds %d records from earlier runs; the dataflow may read them first "
+                    "(see the stream's startup mode), so older windows and their alerts show up too",
+                    setup.input_topic, earlier)
+
+
 def first_window_closes_at(now_ms: int, window_ms: int, delay_ms: int) -> int:
     """When the first window of events stamped from `now_ms` on can fire: its end
     plus the allowed out-of-orderness (the watermark has to pass the end)."""
@@ -170,6 +186,7 @@ def run_bounded(setup: DemoSetup, args: argparse.Namespace) -> int:
     """Historical events through the whole pipeline, then one frame."""
     start_ms = args.start_ms if args.start_ms is not None else default_start_ms(time.time_ns() // 1_000_000, args.count, setup.window_ms)
     create_topics(setup, args.connect_timeout)
+    warn_about_earlier_records(setup)
     watcher = Watcher(setup.targets, from_beginning=False, metrics_url=None)
     with Children(setup.log_dir, REPO_ROOT) as children:
         try:
@@ -199,6 +216,7 @@ def run_bounded(setup: DemoSetup, args: argparse.Namespace) -> int:
 def run_interactive(setup: DemoSetup, args: argparse.Namespace) -> int:
     """Live events through the whole pipeline, watched until Ctrl-C (or --duration)."""
     create_topics(setup, args.connect_timeout)
+    warn_about_earlier_records(setup)
     watcher = Watcher(setup.targets, from_beginning=False, metrics_url=f"http://127.0.0.1:{setup.metrics_port}/metrics")
     closes_at = first_window_closes_at(time.time_ns() // 1_000_000, setup.window_ms, setup.watermark_delay_ms)
     watcher.state.hint = f"the first one closes at about {_clock(closes_at)} (window end + allowed lateness)"

@@ -237,7 +237,7 @@ UDFS = {
 
 
 @pytest.mark.broker
-@pytest.mark.parametrize("udf_name", sorted(UDFS))
+@pytest.mark.parametrize("udf_name", [*sorted(UDFS), "python-uppercase-starting-late"])
 def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka_bootstrap: str, rabbitmq_url: str,
                                            new_topic, new_exchange) -> None:
     from confluent_kafka import Producer
@@ -265,10 +265,24 @@ def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka
 
     port = free_port()
     pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)
-    with running(UDFS[udf_name](port), port, tmp_path / "udf.log"):
+    starts_late = udf_name.endswith("-starting-late")
+    udf_name = udf_name.removesuffix("-starting-late")
+    udf = UdfProcess(UDFS[udf_name](port), port, tmp_path / "udf.log")
+    starter = threading.Timer(4.0, udf.start, kwargs={"wait": False})
+    if starts_late:  # the dataflow starts first and must wait for its sidecar
+        starter.start()
+    else:
+        udf.start()
+    try:
         result = run_dataflow(pipeline, kafka_bootstrap, processors="udf",
                               env={"IOT_UDF_ADDRESS": f"127.0.0.1:{port}", "RABBITMQ_URL": rabbitmq_url})
+    finally:
+        starter.cancel()
+        udf.stop()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if starts_late:
+        assert "is unreachable" in result.stderr + result.stdout
+        assert "reachable again" in result.stderr + result.stdout
 
     got = {}
     for method, props, body in channel.consume(queue, inactivity_timeout=3):

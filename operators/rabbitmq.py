@@ -142,6 +142,10 @@ class RabbitPublisher:
             except px.ProbableAccessDeniedError as exc:
                 raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(self.params)} denied access: {exc}") from None
             except (px.AMQPError, OSError) as exc:
+                if isinstance(exc, px.ConnectionClosedByBroker) and exc.reply_code in (403, 530):
+                    raise RabbitMQConfigError(
+                        f"RabbitMQ at {_endpoint(self.params)} refused the connection: {exc.reply_code} {exc.reply_text}"
+                    ) from None
                 now = time.monotonic()
                 waited = now - started
                 if self.connect_timeout_s is not None and waited >= self.connect_timeout_s:

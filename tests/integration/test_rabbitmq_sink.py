@@ -107,6 +107,9 @@ def test_configuration_errors_are_reported_not_retried(rabbitmq_url: str, new_ex
     began = time.monotonic()
     with pytest.raises(RabbitMQConfigError, match="credentials"):
         RabbitPublisher(wrong_password, new_exchange()).connect()
+    missing_vhost = f"amqp://guest:guest@{params.host}:{params.port}/no-such-vhost-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(RabbitMQConfigError, match="no-such-vhost"):
+        RabbitPublisher(missing_vhost, new_exchange()).connect()
     assert time.monotonic() - began < 15
 
     exchange = new_exchange()

@@ -177,7 +177,7 @@ class _Outage:
             self.since = None
 
 
-class _Session:
+class _ThreadChannel:
     """A thread's own event loop, channel and outage state (asyncio objects belong to one loop)."""
 
     def __init__(self, settings: UdfSettings) -> None:
@@ -206,33 +206,33 @@ class UdfClient:
     def __init__(self, settings: UdfSettings) -> None:
         self.settings = settings
         self._local = threading.local()
-        self._sessions: list[_Session] = []
+        self._channels: list[_ThreadChannel] = []
         self._lock = threading.Lock()
 
-    def _session(self) -> _Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = _Session(self.settings)
+    def _thread_channel(self) -> _ThreadChannel:
+        own = getattr(self._local, "channel", None)
+        if own is None:
+            own = self._local.channel = _ThreadChannel(self.settings)
             with self._lock:
-                self._sessions.append(session)
-        return session
+                self._channels.append(own)
+        return own
 
     def call_batch(self, calls: Sequence[UdfCall]) -> list[UdfResult]:
         """One result per call, in order; returns once every call has its final result."""
         if not calls:
             return []
-        session = self._session()
-        return session.loop.run_until_complete(self._call_batch(session, calls))
+        own = self._thread_channel()
+        return own.loop.run_until_complete(self._call_batch(own, calls))
 
-    async def _call_batch(self, session: _Session, calls: Sequence[UdfCall]) -> list[UdfResult]:
-        stub = session.connect()
+    async def _call_batch(self, own: _ThreadChannel, calls: Sequence[UdfCall]) -> list[UdfResult]:
+        stub = own.connect()
         slots = asyncio.Semaphore(max(1, self.settings.max_in_flight))
-        session.outage.waiting = len(calls)
+        own.outage.waiting = len(calls)
         results: list[UdfResult | None] = [None] * len(calls)
 
         async def in_sequence(positions: list[int]) -> None:
             for i in positions:
-                results[i] = await self._call_one(stub, session.outage, calls[i], slots)
+                results[i] = await self._call_one(stub, own.outage, calls[i], slots)
 
         await asyncio.gather(*(in_sequence(p) for p in self._sequences(calls)))
         return results  # type: ignore[return-value]
@@ -291,9 +291,9 @@ class UdfClient:
     def close(self) -> None:
         """Close every thread's channel and loop (call when no batch is running)."""
         with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
+            channels, self._channels = self._channels, []
+        for channel in channels:
+            channel.close()
         self._local = threading.local()
 
 

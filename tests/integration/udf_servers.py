@@ -41,7 +41,7 @@ def python_script_udf(source: str, port: int) -> list[str]:
 
 @functools.cache
 def go_udf_binary() -> Path:
-    """Build the Go UDF once per test session (skip when Go is missing)."""
+    """Build the Go UDF once per pytest run (skip when Go is missing)."""
     if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
         pytest.skip("Go toolchain not installed")
     env = dict(os.environ, PATH=f"{os.environ.get('PATH', '')}:/usr/local/go/bin")

@@ -241,9 +241,7 @@ def run_interactive(setup: DemoSetup, args: argparse.Namespace) -> int:
             log.info("stopping the demo")
         finally:
             watcher.close()
-    if args.duration is not None:
-        print_frame(watcher)
-    return 0
+    return 0  # the live view leaves its last frame on the screen
 
 
 def _clock(epoch_ms: int) -> str:

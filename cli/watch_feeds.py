@@ -48,7 +48,7 @@ def _consumer(bootstrap: str, extra: Mapping[str, str] | None = None) -> Consume
     return Consumer(config)
 
 
-def _partitions(consumer: Consumer, topic: str, timeout_s: float = 5.0) -> list[int] | None:
+def _partitions(consumer: Consumer, topic: str, timeout_s: float = 2.0) -> list[int] | None:
     """Partition ids of `topic`, None while it does not exist."""
     meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
     if meta is None or meta.error is not None or not meta.partitions:

@@ -1,8 +1,9 @@
-"""A bounded demo on real brokers: counts reach the results topic, alerts reach
+"""The demo on real brokers. Bounded: counts reach the results topic, alerts reach
 RabbitMQ, and the frames of `demo` and `watch --once` show them.
 
 Expected counts come from the input topic itself, decoded here with fastavro
 and windowed by hand; expected alerts from the alerting rule's threshold.
+Live: Ctrl-C stops the view and every process the demo started.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import fastavro
 import pika
@@ -177,3 +180,35 @@ def test_bounded_demo_counts_alerts_and_frames(kafka_bootstrap, rabbitmq_url, ne
     assert watch.returncode == 0, watch.stderr[-3000:]
     assert table_rows(watch.stdout) == {w: dict(c) for w, c in expected.items()}
     assert f"late records {late:,}" in watch.stdout and f"dead-lettered {undecodable:,}" in watch.stdout
+
+
+def test_ctrl_c_stops_the_live_demo_and_every_process_it_started(kafka_bootstrap, rabbitmq_url, new_topic,
+                                                                 new_exchange, tmp_path):
+    pipeline = seed_pipeline(tmp_path, new_topic(), new_topic(), new_exchange())
+    env = dict(os.environ, COLUMNS="120")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "demo", "--pipeline", str(pipeline), "--bootstrap", kafka_bootstrap,
+         "--rabbitmq-url", rabbitmq_url, "--udf-port", str(free_port()), "--metrics-port", str(free_port()),
+         "--log-dir", str(tmp_path / "logs"), "--rate", "200", "--duration", "120"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        started: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        while "generator" not in started and time.monotonic() < deadline:
+            line = demo.stderr.readline()
+            if match := re.search(r"started (\S+) \(pid (\d+)\)", line):
+                started[match[1]] = int(match[2])
+        assert set(started) == {"udf", "dataflow", "generator"}
+        time.sleep(3)  # the dataflow is reading and the generator writing
+        assert all(Path(f"/proc/{pid}").exists() for pid in started.values())
+        demo.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does (the children have their own sessions)
+        out, err = demo.communicate(timeout=40)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, err[-2000:]
+    assert not [name for name, pid in started.items() if Path(f"/proc/{pid}").exists()]
+    for name in started:
+        assert f"stopped {name}" in err
+    assert "error counts from Kafka topic" in out  # the view was up until the end

@@ -165,9 +165,9 @@ class Watcher:
         deadline = time.monotonic() + timeout_s
         last_alert = time.monotonic()
         while time.monotonic() < deadline:
-            alerts_before = len(self.state.alerts)
+            alerts_before = self.state.alerts_received
             self.step(0.2)
-            if len(self.state.alerts) != alerts_before:
+            if self.state.alerts_received != alerts_before:
                 last_alert = time.monotonic()
             if self.results.caught_up() and time.monotonic() - last_alert >= quiet_s:
                 break
@@ -219,10 +219,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_connection_options(p: argparse.ArgumentParser) -> None:
     """Options shared with `demo`: where the brokers are and which pipeline."""
-    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-                   help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else the pipeline's)")
-    p.add_argument("--rabbitmq-url", default=os.environ.get("RABBITMQ_URL"),
-                   help="RabbitMQ AMQP URL (default: $RABBITMQ_URL, else the pipeline's)")
+    # no environment defaults here: the pipeline resolves its ClusterStreams first, then the environment
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the pipeline's ClusterStream, "
+                                       "else $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)")
+    p.add_argument("--rabbitmq-url", help="RabbitMQ AMQP URL (default: the pipeline's ClusterStream, "
+                                          "else $RABBITMQ_URL, else the local stack's)")
     p.add_argument("--pipeline", default=os.environ.get("IOT_PIPELINE"),
                    help="pipeline YAML naming the topics and exchange (default: $IOT_PIPELINE, else the built-in one)")
     p.add_argument("--connect-timeout", type=float, default=15.0,

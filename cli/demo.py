@@ -108,8 +108,13 @@ def setup_from(args: argparse.Namespace) -> DemoSetup:
     for name in ("rate", "late_fraction", "malformed_fraction"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must not be negative")
+    for name in ("late_fraction", "malformed_fraction"):
+        if getattr(args, name) > 1:
+            raise UserError(f"--{name.replace('_', '-')} is a fraction: at most 1")
     if args.bounded_demo and args.count <= 0:
         raise UserError("--count must be positive")
+    if (args.duration is not None and args.duration <= 0) or args.timeout <= 0:
+        raise UserError("--duration and --timeout must be positive")
     for name in ("udf_port", "metrics_port"):
         if not 0 < getattr(args, name) < 65536:
             raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)} is not a TCP port")

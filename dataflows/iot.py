@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from config import ConfigError, load_pipeline
-from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
+from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql import SqlError, compile_query
 from config.sql.plan import Plan
 from operators.kafka_admin import BrokerUnavailable, ensure_topics, partition_counts, wait_for_kafka
@@ -38,7 +38,7 @@ from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.logs import configure_logging
 from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler, late_record_out
-from operators.records import WindowResult
+from operators.records import KafkaOut, RawRecord, WindowResult
 from operators.serde import make_decoder
 from operators.window_engine import WindowEngine
 from operators.window_step import window_aggregate
@@ -90,8 +90,10 @@ def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> dict[str
     return partition_counts(admin, [source.topic])
 
 
-def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions) -> None:
-    """Kafka in -> the plan -> Kafka out (results, late records, dead letters)."""
+def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions) -> Stream[KafkaOut]:
+    """Kafka in -> the plan -> Kafka out (results, late records, dead letters).
+    Returns the stream of results, so a UDF stage of the same dataflow can
+    take them without reading them back from Kafka."""
     source = pipeline.stream(plan.source)
     sink = pipeline.stream(plan.sink)
     prepare_topics(pipeline, plan, options.connect_timeout_s)
@@ -112,8 +114,10 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
             batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
         )
         records = op.flat_map(f"{name}_records", op.input(f"{name}_read", flow, reader), lambda outs: outs)
-        op.output(f"{name}_write", records, KafkaOutSink(sink.servers, sink.kafka_properties))
-        return
+        split = op.branch(f"{name}_results-or-dead", records, lambda out: out.topic == sink.topic)
+        op.output(f"{name}_write-dead-letters", split.falses, KafkaOutSink(source.servers, source.kafka_properties))
+        op.output(f"{name}_write", split.trues, KafkaOutSink(sink.servers, sink.kafka_properties))
+        return split.trues
 
     assert source.time_attribute is not None
     delay = source.time_attribute.watermark_delay_ms
@@ -145,25 +149,37 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
     op.output(f"{name}_write-dead-letters", dead_letters, source_sink)
     op.output(f"{name}_write-late", late, source_sink)
     op.output(f"{name}_write", results, KafkaOutSink(sink.servers, sink.kafka_properties))
+    return results
 
 
-def add_udf(flow: Dataflow, pipeline: Pipeline, processor: UdfProcessor, options: RunOptions) -> None:
-    """Kafka in -> the UDF over gRPC -> RabbitMQ (or Kafka) out."""
-    from dataflows.udf_stage import add_udf_processor
-
-    add_udf_processor(flow, pipeline, processor, bounded=options.bounded, udf_address=options.udf_address,
-                      connect_timeout_s=options.connect_timeout_s)
+def as_read(out: KafkaOut) -> RawRecord:
+    """A result as the UDF stage would have read it back from Kafka (no offset yet)."""
+    return RawRecord(out.topic, None, None, out.key, out.value, out.headers, None)  # type: ignore[arg-type]
 
 
 def build_flow(pipeline: Pipeline, options: RunOptions) -> Dataflow:
-    """The whole pipeline, or the processors `options` selects."""
+    """The whole pipeline, or the processors `options` selects.
+
+    When a UDF processor reads a stream that a query of the same dataflow
+    writes, it takes the query's results directly (they are still written to
+    Kafka too): one hop less of latency, and a bounded run passes its
+    results through the UDF. Run the processors as separate dataflows
+    (`IOT_PROCESSORS=sql`, `IOT_PROCESSORS=udf`) to have the UDF stage read
+    the stream back from Kafka, as the Streaming Runtime's processors did.
+    """
     flow = Dataflow("iot-monitoring")
+    produced: dict[str, Stream[RawRecord]] = {}
     for processor in pipeline.query_processors:
         if options.runs("sql", processor.name):
-            add_query(flow, pipeline, processor, compile_query(processor, pipeline), options)
+            plan = compile_query(processor, pipeline)
+            results = add_query(flow, pipeline, processor, plan, options)
+            produced[plan.sink] = op.map(f"{processor.name}_handover", results, as_read)
     for udf_processor in pipeline.udf_processors:
         if options.runs("udf", udf_processor.name):
-            add_udf(flow, pipeline, udf_processor, options)
+            from dataflows.udf_stage import add_udf_processor
+
+            add_udf_processor(flow, pipeline, udf_processor, bounded=options.bounded, udf_address=options.udf_address,
+                              connect_timeout_s=options.connect_timeout_s, upstream=produced)
     return flow
 
 

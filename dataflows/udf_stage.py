@@ -14,10 +14,10 @@ container (or with `srp.skipUdf: "true"`) forwards records unchanged.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from config.pipeline import Pipeline, StreamSpec, UdfProcessor
 from operators.kafka_admin import ensure_topics, wait_for_kafka
@@ -57,8 +57,11 @@ def add_udf_processor(
     udf_address: str | None = None,
     connect_timeout_s: float = 30.0,
     batch_size: int = 500,
+    upstream: Mapping[str, Stream[RawRecord]] | None = None,
 ) -> None:
-    """Add the Processor's steps to `flow`."""
+    """Add the Processor's steps to `flow`. An input found in `upstream` (a
+    query of the same dataflow writes it) is taken from that stream instead
+    of being read back from Kafka."""
     outputs = [pipeline.stream(name) for name in processor.outputs]
     settings = udf_settings(processor, udf_address)
     if settings is None:
@@ -71,13 +74,16 @@ def add_udf_processor(
         admin = wait_for_kafka(source.servers, connect_timeout_s, source.kafka_properties)
         ensure_topics(admin, {source.topic: source.partition_count or 1, dlq_topic: 1})
         step = f"{processor.name}_{source.name}"
-        reader = KafkaBatchSource(
-            source.servers, source.topic, lambda topic, partition, parts, state: RecordsAsRead(),
-            startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
-            bounded=bounded, consumer_config=source.kafka_properties,
-            batch_size=batch_size, connect_timeout_s=connect_timeout_s,
-        )
-        records = op.input(f"{step}_read", flow, reader)
+        if upstream and input_name in upstream:
+            records = upstream[input_name]
+        else:
+            reader = KafkaBatchSource(
+                source.servers, source.topic, lambda topic, partition, parts, state: RecordsAsRead(),
+                startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
+                bounded=bounded, consumer_config=source.kafka_properties,
+                batch_size=batch_size, connect_timeout_s=connect_timeout_s,
+            )
+            records = op.input(f"{step}_read", flow, reader)
         dead_letter_sink = KafkaOutSink(source.servers, source.kafka_properties)
         for output in outputs:
             out_step = step if len(outputs) == 1 else f"{step}_{output.name}"

@@ -49,6 +49,13 @@ bench: setup
 	$(CLI) stack up
 	$(PY) benchmarks/e2e.py --events $(BENCH_EVENTS)
 
+proto: setup
+	udf/generate_stubs.sh
+	udf/go/generate.sh
+
+udf-go:
+	udf/go/build.sh
+
 clean:
 	-$(CLI) stack down
 	rm -rf .stack stack/kafka/target

@@ -32,11 +32,16 @@ def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: flo
                 ends[p] = high
         c.assign([TopicPartition(topic, p, 0) for p in ends])
         deadline = time.monotonic() + timeout_s
+        last_error = None
         while ends:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read to their end")
+                positions = c.position([TopicPartition(topic, p) for p in ends])
+                raise TimeoutError(f"{topic}: partitions not read to their end (ends {ends}, positions "
+                                   f"{[(tp.partition, tp.offset) for tp in positions]}, last error {last_error})")
             msgs = c.consume(batch_size, timeout=0.5)
             good = [m for m in msgs if m.error() is None]
+            if len(good) < len(msgs):
+                last_error = next(m.error() for m in msgs if m.error() is not None)
             for m in good:
                 p = m.partition()
                 if p in ends and m.offset() >= ends[p] - 1:
@@ -51,6 +56,15 @@ def batches(bootstrap: str, topic: str, batch_size: int = 10_000, timeout_s: flo
         c.close()
 
 
-def read_values(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record of a (small) topic."""
-    return [(m.key(), m.value()) for batch in batches(bootstrap, topic, 1000, 60) for m in batch]
+def read_values(bootstrap: str, topic: str, attempts: int = 3) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of a (small) topic. A fresh consumer now
+    and then stalls before the end of a topic another client just wrote;
+    a new one reads it, so a stalled read is retried."""
+    for attempt in range(attempts):
+        try:
+            return [(m.key(), m.value()) for batch in batches(bootstrap, topic, 1000, 20) for m in batch]
+        except TimeoutError as exc:
+            if attempt == attempts - 1:
+                raise
+            print(f"  (re-reading {topic}: {exc})")
+    return []

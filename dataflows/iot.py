@@ -37,7 +37,8 @@ from operators.kafka_admin import BrokerUnavailable, ensure_topics, partition_co
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.logs import configure_logging
-from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler, late_record_out
+from operators.late_fetch import LateRecordFetcher
+from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
 from operators.records import KafkaOut, RawRecord, WindowResult
 from operators.serde import make_decoder
 from operators.window_engine import WindowEngine
@@ -144,7 +145,8 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
     late_out = late_topic(pipeline, source)
     split = op.branch(f"{name}_results-or-late", engine_out, lambda out: isinstance(out, WindowResult))
     results = op.map(f"{name}_encode", split.trues, encoder.encode)
-    late = op.map(f"{name}_late", split.falses, lambda record: late_record_out(record, late_out))
+    fetcher = LateRecordFetcher(source.servers, late_out, source.kafka_properties)
+    late = op.flat_map_batch(f"{name}_late", split.falses, fetcher.fetch)
     source_sink = KafkaOutSink(source.servers, source.kafka_properties)
     op.output(f"{name}_write-dead-letters", dead_letters, source_sink)
     op.output(f"{name}_write-late", late, source_sink)

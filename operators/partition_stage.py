@@ -9,14 +9,20 @@ these groups, so no per-event Python call crosses the dataflow.
 The watermark rule (semantics.md): W_p = (largest event time read so far) -
 delay, never decreasing, updated after each record, so a record is judged
 against the W_p in force before it. `local_watermarks` keeps that value per
-row; within a batch it is a running maximum.
+row; within a batch it is a running maximum (a vectorised cumulative max).
+
+Rows carry their Kafka offset, not their bytes: the few that turn out late
+are read back by offset (`operators.late_fetch`), so the common case builds
+no per-record Python object at all.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+import polars as pl
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
@@ -27,16 +33,25 @@ NO_WATERMARK = -(2**62)
 
 @dataclass
 class ReadBatch:
-    """Records read from one partition in one go: their values, and a way to
-    materialise any of them unchanged (cheap to skip for rows never routed)."""
+    """Records read from one partition in one go: their values and offsets,
+    and a way to materialise any of them unchanged (only dead letters are)."""
 
     values: list[bytes | None]
     raw: Callable[[int], RawRecord]
+    first_offset: int = 0
+    offsets: list[int] | None = None  # None: contiguous from first_offset
     timestamps: Callable[[], list[int]] | None = None  # Kafka record timestamps, when event time comes from them
 
     @classmethod
     def of(cls, records: Sequence[RawRecord]) -> "ReadBatch":
-        return cls([r.value for r in records], records.__getitem__, lambda: [r.timestamp_ms or 0 for r in records])
+        offsets = [r.offset for r in records]
+        return cls([r.value for r in records], records.__getitem__, offsets[0] if offsets else 0, offsets,
+                   lambda: [r.timestamp_ms or 0 for r in records])
+
+    def offsets_of(self, positions: Sequence[int]) -> pl.Series:
+        if self.offsets is None:
+            return pl.Series("__offset", positions, dtype=pl.Int64) + self.first_offset
+        return pl.Series("__offset", [self.offsets[i] for i in positions], dtype=pl.Int64)
 
 
 def dead_letter(record: RawRecord, reason: str, topic: str) -> KafkaOut:
@@ -44,13 +59,21 @@ def dead_letter(record: RawRecord, reason: str, topic: str) -> KafkaOut:
     headers = list(record.headers or [])
     headers += [
         ("x-dlq-reason", reason.encode()),
-        ("x-source-topic", record.topic.encode()),
+        ("x-source-topic", str(record.topic).encode()),
         ("x-source-partition", str(record.partition).encode()),
         ("x-source-offset", str(record.offset).encode()),
     ]
     if record.timestamp_ms is not None:
         headers.append(("x-source-timestamp", str(record.timestamp_ms).encode()))
     return KafkaOut(topic, record.key, record.value, headers)
+
+
+@dataclass
+class _Rows:
+    """The kept rows of a batch as a frame with the engine's helper columns."""
+
+    frame: pl.DataFrame  # decoded columns + __ts, __offset, __lw
+    rejected: list[tuple[int, str]] = field(default_factory=list)
 
 
 class PartitionStage:
@@ -74,6 +97,8 @@ class PartitionStage:
         self.settings = settings
         self.decoder = decoder
         self.source = source
+        self.topic, partition = source.rsplit("/", 1)
+        self.partition = int(partition)
         self.partitions = partitions
         self.dlq_topic = dlq_topic
         self.clock = clock
@@ -83,7 +108,7 @@ class PartitionStage:
         self.time_from_kafka = time_attr.source == "kafka-timestamp"
         self.delay = time_attr.watermark_delay_ms
         self.value_columns = tuple(dict.fromkeys(a.column for a in plan.aggregates if a.column))
-        self.predicate = plan.predicate.polars() if plan.predicate else None
+        self.predicate = plan.predicate.polars().fill_null(False) if plan.predicate else None
         # W_p and the largest event time seen, restored from the recovery store
         self.max_event_ms: int | None = state[1] if state else None
         self.watermark_ms: int = state[0] if state else NO_WATERMARK
@@ -94,86 +119,99 @@ class PartitionStage:
     def process(self, batch: ReadBatch, end_of_input: bool = False) -> tuple[PartitionBatch, list[KafkaOut]]:
         """One read batch in, the grouped rows and the dead letters out."""
         decoded = self.decoder.decode(batch.values)
-        rejected = list(decoded.errors)  # (input position, reason)
-        index = decoded.index
-        columns = decoded.columns
-        if self.time_from_kafka:
-            stamps = batch.timestamps() if batch.timestamps else []
-            event_times = [stamps[i] for i in index]
-        else:
-            event_times = columns[self.time_column]
-        keep = list(range(len(index)))
-
-        skew = self.settings.max_future_skew_ms
-        if skew is not None and event_times:
-            limit = int(self.clock() * 1000) + skew
-            if max(event_times) > limit:
-                future = [j for j in keep if event_times[j] > limit]
-                rejected += [(index[j], f"future-timestamp: {event_times[j]} is more than {skew} ms ahead of now") for j in future]
-                future_set = set(future)
-                keep = [j for j in keep if j not in future_set]
-
-        # The watermark before each kept row: a running maximum over the batch.
-        delay = self.delay
-        current = self.watermark_ms
-        local = []
-        largest = self.max_event_ms
-        for j in keep:
-            local.append(current)
-            ts = event_times[j]
-            if ts - delay > current:
-                current = ts - delay
-            if largest is None or ts > largest:
-                largest = ts
-        self.watermark_ms = current
-        self.max_event_ms = largest
-
-        rejected.sort()
-        dead = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in rejected]
-        passing = self._apply_filter(decoded, keep)
-        groups = self._group(passing, keep, local, index, event_times, columns, batch)
+        rows = self._kept_rows(decoded, batch)
+        rows.rejected.sort()
+        dead = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in rows.rejected]
+        kept = rows.frame
+        if kept.height:
+            largest = int(kept["__ts"].max())  # type: ignore[arg-type]
+            self.max_event_ms = largest if self.max_event_ms is None else max(self.max_event_ms, largest)
+            self.watermark_ms = max(self.watermark_ms, largest - self.delay)
+        passing = kept.filter(self.predicate) if self.predicate is not None and kept.height else kept
+        groups = self._group(passing)
         return (
             PartitionBatch(
                 source=self.source,
                 partitions=self.partitions,
                 records_in=len(batch.values),
-                filtered=len(keep) - len(passing),
+                filtered=kept.height - passing.height,
                 dead_lettered=len(dead),
-                watermark_ms=None if current == NO_WATERMARK else current,
-                max_event_ms=largest,
+                watermark_ms=None if self.watermark_ms == NO_WATERMARK else self.watermark_ms,
+                max_event_ms=self.max_event_ms,
                 groups=groups,
                 end_of_input=end_of_input,
+                topic=self.topic,
+                partition=self.partition,
             ),
             dead,
         )
 
-    def _apply_filter(self, decoded: Any, keep: list[int]) -> list[int]:
-        """Positions (into `keep`) of the rows the WHERE clause lets through."""
-        if self.predicate is None or not keep:
-            return list(range(len(keep)))
-        mask = decoded.frame.select(self.predicate.fill_null(False)).to_series().to_list()
-        return [k for k, j in enumerate(keep) if mask[j]]
+    def _kept_rows(self, decoded: Any, batch: ReadBatch) -> _Rows:
+        """Decoded rows minus future-stamped ones, with event time, offset and
+        the watermark before each row."""
+        rejected = list(decoded.errors)
+        index = decoded.index
+        frame = decoded.frame
+        if self.time_from_kafka:
+            stamps = batch.timestamps() if batch.timestamps else [0] * len(batch.values)
+            event_times = pl.Series("__ts", [stamps[i] for i in index], dtype=pl.Int64)
+        else:
+            event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
+        frame = frame.with_columns(event_times, batch.offsets_of(index), pl.Series("__pos", index, dtype=pl.Int64))
+        skew = self.settings.max_future_skew_ms
+        if skew is not None and frame.height:
+            limit = int(self.clock() * 1000) + skew
+            future = frame.filter(pl.col("__ts") > limit)
+            if future.height:
+                rejected += [(pos, f"future-timestamp: {ts} is more than {skew} ms ahead of now")
+                             for pos, ts in zip(future["__pos"].to_list(), future["__ts"].to_list())]
+                frame = frame.filter(pl.col("__ts") <= limit)
+        before = (pl.col("__ts") - self.delay).cum_max().shift(1).fill_null(self.watermark_ms)
+        frame = frame.with_columns(pl.max_horizontal(before, pl.lit(self.watermark_ms, dtype=pl.Int64)).alias("__lw"))
+        return _Rows(frame, rejected)
 
-    def _group(self, passing, keep, local, index, event_times, columns, batch: ReadBatch) -> dict[tuple[int, int, tuple], GroupRows]:
-        groups: dict[tuple[int, int, tuple], GroupRows] = {}
-        key_columns = [columns[c] for c in self.plan.group_by]
-        value_columns = {c: columns[c] for c in self.value_columns}
-        tumble = self.window.kind == "TUMBLE"
+    def _group(self, passing: pl.DataFrame) -> dict[tuple[int, int, tuple], GroupRows]:
+        if not passing.height:
+            return {}
+        if self.window.kind == "TUMBLE":
+            return self._group_tumbling(passing)
+        return self._group_each(passing)
+
+    def _group_tumbling(self, passing: pl.DataFrame) -> dict[tuple[int, int, tuple], GroupRows]:
+        """One window per row: a vectorised group-by, Python work per group only."""
         size = self.window.size_ms
-        for k in passing:
-            j = keep[k]
-            ts = event_times[j]
+        keys = list(self.plan.group_by)
+        grouped = (
+            passing.with_columns(((pl.col("__ts") // size) * size).alias("__start"))
+            .group_by(["__start", *keys], maintain_order=True)
+            .agg(pl.col("__lw"), pl.col("__offset"), *[pl.col(c) for c in self.value_columns])
+        )
+        groups: dict[tuple[int, int, tuple], GroupRows] = {}
+        n_keys = len(keys)
+        for row in grouped.iter_rows():
+            start = row[0]
+            local, offsets = row[1 + n_keys], row[2 + n_keys]
+            values = dict(zip(self.value_columns, row[3 + n_keys:]))
+            groups[(start, start + size, tuple(row[1:1 + n_keys]))] = GroupRows(local, values, list(enumerate(offsets)))
+        return groups
+
+    def _group_each(self, passing: pl.DataFrame) -> dict[tuple[int, int, tuple], GroupRows]:
+        """Several windows per row (HOP, CUMULATE): rows go to each of them;
+        only a row's last window may route it to the late output."""
+        groups: dict[tuple[int, int, tuple], GroupRows] = {}
+        key_columns = [passing.get_column(c).to_list() for c in self.plan.group_by]
+        value_columns = {c: passing.get_column(c).to_list() for c in self.value_columns}
+        for j, (ts, local, offset) in enumerate(zip(passing["__ts"].to_list(), passing["__lw"].to_list(), passing["__offset"].to_list())):
             key = tuple(col[j] for col in key_columns)
-            windows = [(ts - ts % size, ts - ts % size + size)] if tumble else self.window.windows_of(ts)
+            windows = self.window.windows_of(ts)
             last = len(windows) - 1
             for w, (start, end) in enumerate(windows):
                 group = groups.get((start, end, key))
                 if group is None:
                     group = groups[(start, end, key)] = GroupRows(values={c: [] for c in value_columns})
                 if w == last:
-                    group.late_candidates.append((len(group.local_watermarks), batch.raw(index[j])))
-                group.local_watermarks.append(local[k])
+                    group.late_candidates.append((len(group.local_watermarks), offset))
+                group.local_watermarks.append(local)
                 for c, col in value_columns.items():
                     group.values[c].append(col[j])
         return groups
-

@@ -14,16 +14,20 @@ from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from operators.kafka_source import RetryLater, raw_record
 from operators.partition_stage import PartitionStage, ReadBatch, dead_letter
-from operators.records import KafkaOut, LateRecord, PartitionBatch, WindowResult
-from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value, format_timestamp_ms
+from operators.records import KafkaOut, PartitionBatch, WindowResult
+from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
 from operators.window_engine import result_row
 
 
 def read_batch(messages: Sequence[Any]) -> ReadBatch:
     """confluent-kafka messages as a ReadBatch, materialising records lazily."""
+    first = messages[0].offset() if messages else 0
+    contiguous = not messages or messages[-1].offset() - first == len(messages) - 1
     return ReadBatch(
         [m.value() for m in messages],
         lambda i: raw_record(messages[i]),
+        first,
+        None if contiguous else [m.offset() for m in messages],
         lambda: [m.timestamp()[1] for m in messages],
     )
 
@@ -66,23 +70,6 @@ class ResultEncoder:
     def encode(self, result: WindowResult) -> KafkaOut:
         headers = [("windowStartTime", str(result.start_ms).encode()), ("windowEndTime", str(result.end_ms).encode())]
         return self.encode_row(result_row(self.plan, result), headers)
-
-
-def late_record_out(late: LateRecord, topic: str) -> KafkaOut:
-    """The late record unchanged, with headers naming the window it missed and
-    the watermark when it was read."""
-    record = late.record
-    headers = list(record.headers or [])
-    headers += [
-        ("x-late-reason", b"window-already-fired"),
-        ("x-late-window-start", format_timestamp_ms(late.window_start_ms).encode()),
-        ("x-late-window-end", format_timestamp_ms(late.window_end_ms).encode()),
-        ("x-late-watermark", str(late.watermark_ms).encode()),
-        ("x-source-topic", record.topic.encode()),
-        ("x-source-partition", str(record.partition).encode()),
-        ("x-source-offset", str(record.offset).encode()),
-    ]
-    return KafkaOut(topic, record.key, record.value, headers)
 
 
 class StatelessHandler:

@@ -41,14 +41,14 @@ class GroupRows:
     """The records of one batch that fall in one (window, group key).
 
     `local_watermarks[i]` is the partition's watermark just before row i was
-    read (non-decreasing); `values[alias]` the aggregate inputs; `late_refs`
-    the raw records of the rows whose last window this is (only those can be
-    routed to the late output from this group).
+    read (non-decreasing); `values[column]` the aggregate inputs;
+    `late_candidates` (row position, Kafka offset) of the rows whose last
+    window this is: only those can be routed to the late output from here.
     """
 
     local_watermarks: list[int] = field(default_factory=list)
     values: dict[str, list[Any]] = field(default_factory=dict)
-    late_candidates: list[tuple[int, RawRecord]] = field(default_factory=list)  # (row position, raw record)
+    late_candidates: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +65,8 @@ class PartitionBatch:
     max_event_ms: int | None
     groups: dict[tuple[int, int, tuple], GroupRows]
     end_of_input: bool = False
+    topic: str = ""
+    partition: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,12 @@ class WindowResult:
 
 @dataclass(frozen=True)
 class LateRecord:
-    """A record whose window had fired when it was read."""
+    """A record whose window had fired when it was read, by its Kafka
+    coordinates (`operators.late_fetch` reads it back unchanged)."""
 
-    record: RawRecord
+    topic: str
+    partition: int
+    offset: int
     window_start_ms: int
     window_end_ms: int
     watermark_ms: int

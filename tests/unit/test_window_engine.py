@@ -136,7 +136,7 @@ def engine_run(events: list[tuple[int, bytes | None]], partitions: int, window: 
         dead += [int(dict(d.headers)["x-source-offset"]) for d in dead_letters]
         fired, late_records = engine.on_batch(partition_batch, NOW)
         results += fired
-        late += [lr.record.offset for lr in late_records]
+        late += [lr.offset for lr in late_records]
     results += engine.on_end()
     out = [(r.start_ms, r.end_ms, r.key[0], r.aggregates["n"], r.aggregates["total"], r.aggregates["top"]) for r in results]
     return out, sorted(late), sorted(dead), engine.state.counters
@@ -294,7 +294,7 @@ def test_a_partition_speaking_again_rejoins_the_minimum() -> None:
     records = [RawRecord("events", 1, 1, None, ev(BASE + 3_000), None, None)]
     batch, _ = p1.process(ReadBatch.of(records))
     fired, late = engine.on_batch(batch, t + 6_500)
-    assert fired == [] and [lr.record.offset for lr in late] == [1]
+    assert fired == [] and [lr.offset for lr in late] == [1]
     assert _feed(p0, engine, [ev(BASE + 250_000)], t + 6_600) == []  # would fire [120 s, 180 s) without p1
 
 

@@ -15,7 +15,7 @@ Environment (read here only; everything below gets plain values):
 exit), `IOT_PROCESSORS` (`all`, `sql`, `udf`, or processor names, comma
 separated), `IOT_UDF_ADDRESS` (host:port of the UDF instead of the
 Processor's sidecar address), `IOT_CONNECT_TIMEOUT` (seconds to wait for a
-broker at start), `IOT_BATCH_SIZE` (records per read).
+broker at start), `IOT_BATCH_SIZE` (records per read at most, default 20000; a live stream reads what has arrived).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class RunOptions:
     processors: tuple[str, ...] = ("all",)
     udf_address: str | None = None
     connect_timeout_s: float = 30.0
-    batch_size: int = 2000
+    batch_size: int = 20000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "RunOptions":
@@ -64,7 +64,7 @@ class RunOptions:
             processors=tuple(p.strip() for p in env.get("IOT_PROCESSORS", "all").split(",") if p.strip()),
             udf_address=env.get("IOT_UDF_ADDRESS") or None,
             connect_timeout_s=float(env.get("IOT_CONNECT_TIMEOUT", 30)),
-            batch_size=int(env.get("IOT_BATCH_SIZE", 2000)),
+            batch_size=int(env.get("IOT_BATCH_SIZE", 20000)),
         )
 
     def runs(self, kind: str, name: str) -> bool:

@@ -132,7 +132,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         startup: StartupMode = StartupMode(),
         bounded: bool = False,
         consumer_config: Mapping[str, str] | None = None,
-        batch_size: int = 2000,
+        batch_size: int = 20000,
         poll_timeout_s: float = 0.05,
         tick_s: float = 0.2,
         connect_timeout_s: float = 30.0,
@@ -147,13 +147,17 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         self.poll_timeout_s = poll_timeout_s
         self.tick_s = tick_s
         self.connect_timeout_s = connect_timeout_s
+        self._partition_count: int | None = None
 
     def _partitions(self) -> int:
-        client = wait_for_kafka(self.bootstrap, self.connect_timeout_s, self._client_config(admin=True))
-        counts = partition_counts(client, [self.topic])
-        if self.topic not in counts:
-            raise RuntimeError(f"Kafka topic {self.topic!r} does not exist at {self.bootstrap}")
-        return counts[self.topic]
+        """The topic's partition count, asked once per process."""
+        if self._partition_count is None:
+            client = wait_for_kafka(self.bootstrap, self.connect_timeout_s, self._client_config(admin=True))
+            counts = partition_counts(client, [self.topic])
+            if self.topic not in counts:
+                raise RuntimeError(f"Kafka topic {self.topic!r} does not exist at {self.bootstrap}")
+            self._partition_count = counts[self.topic]
+        return self._partition_count
 
     def list_parts(self) -> list[str]:
         return [f"{self.topic}/{p}" for p in range(self._partitions())]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.contenders.common import consumer_tuning
 from benchmarks.dataset import LoadedData, load
@@ -146,8 +146,15 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
 
     def topic(self, name: str, partitions: int = 1) -> str:
+        """A fresh topic that keeps its records whatever their timestamps:
+        Quix Streams stamps each result with its window's start (2022 in this
+        data), which the broker's time retention would otherwise delete
+        within minutes, under the reader's feet."""
         full = f"bench-{self.run_id}-{name}"
-        ensure_topics(self.admin, {full: partitions})
+        new = NewTopic(full, num_partitions=partitions, replication_factor=1, config={"retention.ms": "-1"})
+        for future in self.admin.create_topics([new], request_timeout=30).values():
+            future.result()
+        ensure_topics(self.admin, {full: partitions})  # waits until its metadata is visible
         self.topics.append(full)
         return full
 

@@ -114,7 +114,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
             bounded=options.bounded, consumer_config=source.kafka_properties,
             batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
         )
-        records = op.flat_map(f"{name}_records", op.input(f"{name}_read", flow, reader), lambda outs: outs)
+        records = op.input(f"{name}_read", flow, reader)  # one item per output record
         split = op.branch(f"{name}_results-or-dead", records, lambda out: out.topic == sink.topic)
         op.output(f"{name}_write-dead-letters", split.falses, KafkaOutSink(source.servers, source.kafka_properties))
         op.output(f"{name}_write", split.trues, KafkaOutSink(sink.servers, sink.kafka_properties))

@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.throughput import CONTENDERS, FormatReport, Setup, measure  # noqa: E402
+from operators.kafka_admin import BrokerUnavailable  # noqa: E402
 
 FORMATS = ("json", "avro-confluent")  # avro-confluent (the seed's) last: its ratios are the last line
 TARGETS = {  # ratio -> (avro-confluent, json) minimum
@@ -108,13 +109,17 @@ def throughput(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.mode == "latency":
-        from benchmarks.latency import latency
-        return latency(args)
-    if args.mode == "memory":
-        from benchmarks.memory import memory
-        return memory(args)
-    return throughput(args)
+    try:
+        if args.mode == "latency":
+            from benchmarks.latency import latency
+            return latency(args)
+        if args.mode == "memory":
+            from benchmarks.memory import memory
+            return memory(args)
+        return throughput(args)
+    except BrokerUnavailable as exc:
+        print(f"e2e: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ stays up for the other tests."""
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -16,20 +15,15 @@ from operators.kafka_admin import ensure_topics, wait_for_kafka
 from tests.integration.test_engine_kafka import avro, event, expected_counts, result_counts
 from tests.support.kafka_io import produce, read_all
 from tests.support.pipeline import seed_pipeline, start_dataflow
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 BASE = 1_645_020_000_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kafka_restart_mid_run_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> None:
-    kafka = LocalKafka(StackConfig(home=tmp_path / "stack", kafka_port=_free_port(), kafka_controller_port=_free_port()))
+    kafka = LocalKafka(StackConfig(home=tmp_path / "stack", kafka_port=free_port(), kafka_controller_port=free_port()))
     kafka.up()
     bootstrap = kafka.cfg.kafka_bootstrap
     proc = None

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,13 @@ import pytest
 from config import load_pipeline
 from tests.support.kafka_io import read_all
 from tests.support.pipeline import REPO, seed_pipeline
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
 
 WINDOW_MS = 60_000
 THRESHOLD = 50  # the alerting UDF's default ALERT_THRESHOLD
 COUNT = 12_000  # events, 1 ms apart: about 107 errors per code per window, so every count alerts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def flink_time(epoch_ms: int) -> str:

@@ -21,6 +21,7 @@ from config import load_pipeline
 from operators.serde import encode_confluent_avro
 from tests.support.kafka_io import produce, read_all
 from tests.support.pipeline import REPO, run_dataflow, seed_pipeline, start_dataflow
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
 
@@ -233,7 +234,7 @@ def test_parallel_runs_equal_one_worker(tmp_path: Path, kafka_bootstrap: str, ne
     two_processes = new_topic()
     (tmp_path / "p2").mkdir()
     pipeline = seed_pipeline(tmp_path / "p2", source, two_processes)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
     procs = [start_dataflow(pipeline, kafka_bootstrap, bounded=True, args=("-i", str(i), "-a", addresses)) for i in range(2)]
     for proc in procs:
@@ -244,14 +245,6 @@ def test_parallel_runs_equal_one_worker(tmp_path: Path, kafka_bootstrap: str, ne
     assert outputs["1 worker"] == expected_counts(events)
     assert outputs["-w 2"] == outputs["1 worker"]
     assert outputs["2 processes"] == outputs["1 worker"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,13 @@ import pytest
 import yaml
 
 from tests.kustomize_render import K8S, REPO, STATEFULSET, config_map_data, container, find, literal_env, render
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
 
 EVENTS = 150
 RUN_TIMEOUT_S = 180
 POD_NAME = f"{STATEFULSET}-0"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _local(command: list[str]) -> list[str]:
@@ -148,7 +142,7 @@ def test_statefulset_command_and_env_produce_results_locally(
     assert expected, "the generator produced no ERROR events to count"
 
     # The UDF sidecar's command, on a free port (55554 may be taken on this machine).
-    udf_port = _free_port()
+    udf_port = free_port()
     udf_command = _local(udf["command"])
     udf_command[udf_command.index("--port") + 1] = str(udf_port)
     udf_process = subprocess.Popen(
@@ -158,7 +152,7 @@ def test_statefulset_command_and_env_produce_results_locally(
 
     # What the init containers would have made: a one-entry host file and this pod's partition.
     hostfile = tmp_path / "hostfile.txt"
-    hostfile.write_text(f"127.0.0.1:{_free_port()}\n")
+    hostfile.write_text(f"127.0.0.1:{free_port()}\n")
     recovery = tmp_path / "recovery"
     recovery.mkdir()
     init = container(pod, "init-recovery", init=True)
@@ -175,7 +169,7 @@ def test_statefulset_command_and_env_produce_results_locally(
         **local_brokers,
         "BYTEWAX_POD_NAME": POD_NAME,  # the fieldRef
         "BYTEWAX_HOSTFILE_PATH": str(hostfile),
-        "BYTEWAX_DATAFLOW_API_PORT": str(_free_port()),
+        "BYTEWAX_DATAFLOW_API_PORT": str(free_port()),
         "IOT_PIPELINE": str(pipeline),
         "IOT_UDF_ADDRESS": f"127.0.0.1:{udf_port}",
         "IOT_BOUNDED": "1",

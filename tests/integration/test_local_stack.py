@@ -3,21 +3,15 @@ are untouched: up is idempotent, status tells the truth, down leaves nothing."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
 from cli.local_stack import LocalKafka, LocalStack, StackConfig, StackError, pid_alive
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -35,10 +29,10 @@ def _group_members(pgid: int) -> list[int]:
 def test_up_twice_status_and_down_leave_no_process(tmp_path: Path) -> None:
     cfg = StackConfig(
         home=tmp_path / "stack",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
-        rabbitmq_port=_free_port(),
-        rabbitmq_dist_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        rabbitmq_port=free_port(),
+        rabbitmq_dist_port=free_port(),
     )
     stack = LocalStack(cfg)
     try:
@@ -72,7 +66,7 @@ def test_port_taken_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        kafka = LocalKafka(StackConfig(home=tmp_path, kafka_port=port, kafka_controller_port=_free_port()))
+        kafka = LocalKafka(StackConfig(home=tmp_path, kafka_port=port, kafka_controller_port=free_port()))
         with pytest.raises(StackError, match=f"port {port} on 127.0.0.1 is taken"):
             kafka.up()
     assert kafka.running_pid() is None

@@ -14,6 +14,7 @@ import pika.exceptions as px
 import pytest
 
 from operators.rabbitmq import AmqpMessage, RabbitMQConfigError, RabbitMQSink, RabbitPublisher, stable_message_id
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
 
@@ -122,14 +123,6 @@ def test_configuration_errors_are_reported_not_retried(rabbitmq_url: str, new_ex
 
 
 # --- a private broker that the test can stop and restart (the shared one serves other tests) -----
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

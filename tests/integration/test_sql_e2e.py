@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.kafka_io import produce, read_all
 from tests.support.pipeline import run_dataflow, start_dataflow
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
 
@@ -180,7 +181,7 @@ def test_latest_offset_skips_what_was_there_and_metrics_are_served(tmp_path: Pat
     query = ("INSERT INTO [[STREAM:summary]] SELECT window_start, window_end, device, COUNT(*) AS n "
              "FROM TABLE(TUMBLE(TABLE [[STREAM:sensors]], DESCRIPTOR(ts), INTERVAL '1' MINUTE)) "
              "GROUP BY window_start, window_end, device")
-    port = _free_port()
+    port = free_port()
     proc = start_dataflow(sensor_pipeline(tmp_path, source, sink, query, startup="latest-offset"), kafka_bootstrap,
                           env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)})
     try:
@@ -198,14 +199,6 @@ def test_latest_offset_skips_what_was_there_and_metrics_are_served(tmp_path: Pat
     assert 'iot_results_out_total{processor="sensor-query"} 1.0' in metrics
     assert 'iot_watermark_ms{partition="' in metrics or "iot_watermark_ms{" in metrics
     assert "iot_watermark_lag_seconds" in metrics and "iot_open_windows" in metrics
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _scrape(url: str, timeout_s: float) -> str:

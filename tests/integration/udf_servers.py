@@ -6,7 +6,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from typing import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.support.ports import free_port  # noqa: F401 - re-exported for the UDF tests
 
 REPO = Path(__file__).resolve().parents[2]
 GO_DIR = REPO / "udf" / "go"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def python_udf(name: str, port: int, *args: str) -> list[str]:

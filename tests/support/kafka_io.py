@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 

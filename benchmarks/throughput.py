@@ -187,7 +187,7 @@ class Bench:
 
     def contender(self, letter: str, fmt: str, input_topic: str, data: LoadedData) -> Measured:
         s = self.s
-        out = self.topic(f"out-{fmt}-{letter}")
+        out = self.topic(f"out-{fmt}-{letter}-{len(self.topics)}")  # unique across --repeat runs
         common = ["--bootstrap", s.bootstrap, "--input", input_topic, "--output", out, "--format", fmt,
                   "--events", str(data.events), "--fetch-queue-backoff-ms", str(s.fetch_queue_backoff_ms)]
         kind = "plain"

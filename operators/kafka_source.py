@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -70,9 +71,11 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.batch_size = batch_size
         self.poll_timeout_s = poll_timeout_s
         self.tick_s = tick_s
+        self.idle_poll = timedelta(milliseconds=10)
         self.finished = False
         self.last_emit = 0.0
         self.last_retry_log = 0.0
+        self.awake: datetime | None = None
         consumer.assign([TopicPartition(topic, partition, start)])
 
     def next_batch(self) -> list[X]:
@@ -82,6 +85,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
             self.finished = True
             return list(self.handler.handle([], True))
         messages = self.consumer.consume(self.batch_size, timeout=self.poll_timeout_s)
+        # Nothing queued: let the worker run other steps and come back soon,
+        # instead of blocking it in librdkafka (latency of every partition).
+        self.awake = None if messages else datetime.now(timezone.utc) + self.idle_poll
         good = []
         for msg in messages:
             err = msg.error()
@@ -108,6 +114,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
             self.finished = True
         return out
 
+    def next_awake(self) -> datetime | None:
+        return self.awake
+
     def snapshot(self) -> tuple[int, Any]:
         return (self.next_offset, self.handler.snapshot())
 
@@ -133,7 +142,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         bounded: bool = False,
         consumer_config: Mapping[str, str] | None = None,
         batch_size: int = 20000,
-        poll_timeout_s: float = 0.05,
+        poll_timeout_s: float = 0.0,
         tick_s: float = 0.2,
         connect_timeout_s: float = 30.0,
     ):

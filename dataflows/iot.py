@@ -33,7 +33,8 @@ from config import ConfigError, load_pipeline
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql import SqlError, compile_query
 from config.sql.plan import Plan
-from operators.kafka_admin import BrokerUnavailable, ensure_topics, partition_counts, wait_for_kafka
+from dataflows.udf_stage import add_udf_processor
+from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.logs import configure_logging
@@ -79,8 +80,8 @@ def dlq_topic(pipeline: Pipeline, stream: StreamSpec) -> str:
     return stream.topic + pipeline.settings.dlq_topic_suffix
 
 
-def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> dict[str, int]:
-    """Create the query's topics that are missing; return the input's partition count."""
+def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> None:
+    """Create the query's topics that are missing."""
     source, sink = pipeline.stream(plan.source), pipeline.stream(plan.sink)
     admin = wait_for_kafka(source.servers, timeout_s, source.kafka_properties)
     wanted = {source.topic: source.partition_count or 1, late_topic(pipeline, source): 1, dlq_topic(pipeline, source): 1}
@@ -88,7 +89,16 @@ def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> dict[str
     if sink.protocol == "kafka":
         sink_admin = admin if sink.servers == source.servers else wait_for_kafka(sink.servers, timeout_s, sink.kafka_properties)
         ensure_topics(sink_admin, {sink.topic: sink.partition_count or 1})
-    return partition_counts(admin, [source.topic])
+
+
+def reader(source: StreamSpec, make_handler, options: RunOptions) -> KafkaBatchSource:
+    """The partitioned Kafka reader of an input Stream, as the Stream and the run options say."""
+    return KafkaBatchSource(
+        source.servers, source.topic, make_handler,
+        startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
+        bounded=options.bounded, consumer_config=source.kafka_properties,
+        batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
+    )
 
 
 def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions) -> Stream[KafkaOut]:
@@ -108,13 +118,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
         def make_stateless(topic: str, partition: int, partitions: tuple[str, ...], state: object) -> StatelessHandler:
             return StatelessHandler(plan, source, make_decoder(source, decoder_columns), encoder, dlq)
 
-        reader = KafkaBatchSource(
-            source.servers, source.topic, make_stateless,
-            startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
-            bounded=options.bounded, consumer_config=source.kafka_properties,
-            batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
-        )
-        records = op.input(f"{name}_read", flow, reader)  # one item per output record
+        records = op.input(f"{name}_read", flow, reader(source, make_stateless, options))  # one item per output record
         split = op.branch(f"{name}_results-or-dead", records, lambda out: out.topic == sink.topic)
         op.output(f"{name}_write-dead-letters", split.falses, KafkaOutSink(source.servers, source.kafka_properties))
         op.output(f"{name}_write", split.trues, KafkaOutSink(sink.servers, sink.kafka_properties))
@@ -129,13 +133,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
             f"{topic}/{partition}", partitions, dlq, state,
         )
 
-    reader = KafkaBatchSource(
-        source.servers, source.topic, make_windowed,
-        startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
-        bounded=options.bounded, consumer_config=source.kafka_properties,
-        batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
-    )
-    read = op.input(f"{name}_read", flow, reader)
+    read = op.input(f"{name}_read", flow, reader(source, make_windowed, options))
     dead_letters = op.flat_map(f"{name}_dead-letters", read, lambda item: item[1])
     batches = op.map(f"{name}_batches", read, lambda item: item[0])
     engine_out = window_aggregate(
@@ -178,8 +176,6 @@ def build_flow(pipeline: Pipeline, options: RunOptions) -> Dataflow:
             produced[plan.sink] = op.map(f"{processor.name}_handover", results, as_read)
     for udf_processor in pipeline.udf_processors:
         if options.runs("udf", udf_processor.name):
-            from dataflows.udf_stage import add_udf_processor
-
             add_udf_processor(flow, pipeline, udf_processor, bounded=options.bounded, udf_address=options.udf_address,
                               connect_timeout_s=options.connect_timeout_s, upstream=produced)
     return flow

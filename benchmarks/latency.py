@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.pipeline_yaml import write_pipeline
 from benchmarks.results import parse_timestamp
-from benchmarks.runner import finish, python_cmd, start
+from benchmarks.runner import engine_revision, finish, python_cmd, start
 from benchmarks.throughput import Bench, Setup, package_env
 
 WATERMARK_DELAY_MS = 3000
@@ -52,6 +52,7 @@ def latency(args: argparse.Namespace) -> int:
         generator, gen_log, gen_started = start(python_cmd(
             "-m", "cli.main", "generate", "--bootstrap", args.bootstrap, "--topic", source, "--config", str(pipeline),
             "--rate", str(args.rate), "--duration", str(args.duration), "--no-progress"))
+        print(f"iot-monitoring at {engine_revision()}")
         print(f"latency: {args.rate:,.0f} events/s for {args.duration:.0f} s into {args.partitions} partitions ({fmt}) ...")
         traffic_ended_ms = None
         while True:

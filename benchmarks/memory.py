@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from benchmarks.pipeline_yaml import write_pipeline
-from benchmarks.runner import finish, proc_status_kb, python_cmd, start
+from benchmarks.runner import engine_revision, finish, proc_status_kb, python_cmd, start
 from benchmarks.throughput import Bench, Setup, free_ports, package_env
 
 RECORDS_IN = re.compile(r"^iot_records_in_total\{[^}]*\}\s+([0-9.e+]+)$", re.M)
@@ -55,6 +55,7 @@ def memory(args: argparse.Namespace) -> int:
                   args.keep_topics, args.timeout, args.fetch_queue_backoff_ms)
     bench = Bench(setup)
     try:
+        print(f"iot-monitoring at {engine_revision()}")
         inputs, data = bench.load()
         pipeline = write_pipeline(bench.tmp, inputs[fmt], bench.topic("out"), fmt, setup.consumer_properties)
         port = free_ports(1)[0]

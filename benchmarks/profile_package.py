@@ -53,6 +53,9 @@ def main() -> int:
         with profiler:
             run_main(dataflows.iot.flow)
         seconds = time.perf_counter() - started
+        from benchmarks.runner import engine_revision
+
+        print(f"iot-monitoring at {engine_revision()}")
         print(f"{args.events:,} {args.format} events in {seconds:.2f} s = {args.events / seconds:,.0f} events/s (profiled)")
         print(profiler.output_text(unicode=False, color=False, show_all=False))
         if args.html:

@@ -98,3 +98,17 @@ def run_together(cmds: Sequence[Sequence[str]], env: Mapping[str, str] | None = 
     started_procs = [start(cmd, env) for cmd in cmds]
     t0 = started_procs[0][2]
     return [finish(proc, log, t0, timeout_s) for proc, log, _ in started_procs]
+
+
+def engine_revision() -> str:
+    """The commit the package's code comes from, and whether the engine's files
+    differ from it: figures belong to a revision."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--", "operators", "dataflows", "config")
+    return commit + (f" with uncommitted changes in {len(changed.splitlines())} files" if changed else "")

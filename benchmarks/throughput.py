@@ -26,7 +26,7 @@ from benchmarks.contenders.common import consumer_tuning
 from benchmarks.dataset import LoadedData, load
 from benchmarks.pipeline_yaml import seed_schema_json, write_pipeline
 from benchmarks.results import Agreement, agree, read_output
-from benchmarks.runner import Run, python_cmd, run, run_together
+from benchmarks.runner import Run, engine_revision, python_cmd, run, run_together
 from operators.kafka_admin import ensure_topics, wait_for_kafka
 
 CONTENDERS = {
@@ -219,6 +219,7 @@ class Bench:
 def measure(setup: Setup) -> list[FormatReport]:
     bench = Bench(setup)
     say = setup.say
+    say(f"iot-monitoring at {engine_revision()}")
     try:
         inputs, data = bench.load()
         if "c" not in setup.skip:

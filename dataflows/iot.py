@@ -38,6 +38,7 @@ from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kaf
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.logs import configure_logging
+from operators.rabbitmq import RabbitMQConfigError
 from operators.late_fetch import LateRecordFetcher
 from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
 from operators.records import KafkaOut, RawRecord, WindowResult
@@ -190,7 +191,7 @@ def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
     try:
         pipeline = load_pipeline(path, env) if path else load_pipeline(env=env)
         return build_flow(pipeline, RunOptions.from_env(env))
-    except (ConfigError, SqlError, BrokerUnavailable) as exc:
+    except (ConfigError, SqlError, BrokerUnavailable, RabbitMQConfigError) as exc:
         print(f"iot-monitoring: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -23,7 +23,7 @@ from config.pipeline import Pipeline, StreamSpec, UdfProcessor
 from operators.kafka_admin import ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode, raw_record
-from operators.rabbitmq import RabbitMQSink
+from operators.rabbitmq import RabbitMQSink, RabbitPublisher
 from operators.records import RawRecord
 from operators.udf import HeaderBuilder, UdfClient, UdfSettings
 from operators.udf_step import UdfStage, udf_step
@@ -93,6 +93,20 @@ def add_udf_processor(
             op.output(f"{out_step}_write", split.trues, _sink(output, processor.name, connect_timeout_s))
 
 
+def preflight_rabbitmq(output: StreamSpec, timeout_s: float = 3.0) -> None:
+    """Declare the output exchange once at start, so a wrong URL, credentials
+    or exchange type is a clear error before anything runs (raises
+    RabbitMQConfigError). A broker that is merely down is not an error: the
+    sink waits for it."""
+    publisher = RabbitPublisher(output.servers, output.topic, connect_timeout_s=timeout_s)
+    try:
+        publisher.connect()
+    except ConnectionError as exc:
+        log.warning("%s; the pipeline starts anyway and waits for it", exc)
+    finally:
+        publisher.close()
+
+
 def _stage(processor: UdfProcessor, source: StreamSpec, output: StreamSpec, dlq_topic: str,
            settings: UdfSettings | None) -> UdfStage:
     delay = source.time_attribute.watermark_delay_ms if source.time_attribute else 0
@@ -109,6 +123,7 @@ def _stage(processor: UdfProcessor, source: StreamSpec, output: StreamSpec, dlq_
 
 def _sink(output: StreamSpec, processor: str, connect_timeout_s: float):
     if output.protocol == "rabbitmq":
+        preflight_rabbitmq(output)
         return RabbitMQSink(output.servers, output.topic, processor=processor)
     admin = wait_for_kafka(output.servers, connect_timeout_s, output.kafka_properties)
     ensure_topics(admin, {output.topic: output.partition_count or 1})

@@ -20,3 +20,4 @@ def test_unreachable_kafka_is_a_clear_error(tmp_path: Path) -> None:
     assert f"Kafka at 127.0.0.1:{port} did not answer within 3 s" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+

@@ -21,11 +21,14 @@ def seed_schema_json() -> str:
 
 
 def write_pipeline(directory: Path, input_topic: str, output_topic: str, value_format: str,
-                   consumer_properties: dict[str, str] | None = None) -> Path:
+                   consumer_properties: dict[str, str] | None = None, exchange: str | None = None) -> Path:
     """The rewritten YAML; `consumer_properties` become the input Stream's
     `ddl.properties.*` options (the Streaming Runtime's way to set Kafka client properties)."""
     text = SEED_YAML.read_text()
-    for old, new in (("name: iot-monitoring\n", f"name: {input_topic}\n"), ("name: error-count\n", f"name: {output_topic}\n")):
+    renames = [("name: iot-monitoring\n", f"name: {input_topic}\n"), ("name: error-count\n", f"name: {output_topic}\n")]
+    if exchange is not None:
+        renames.append(("name: udf-output-error-count\n", f"name: {exchange}\n"))
+    for old, new in renames:
         if old not in text:
             raise RuntimeError(f"the seed pipeline no longer has {old.strip()!r}; update benchmarks/pipeline_yaml.py")
         text = text.replace(old, new, 1)

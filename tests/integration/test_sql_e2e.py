@@ -183,7 +183,8 @@ def test_latest_offset_skips_what_was_there_and_metrics_are_served(tmp_path: Pat
              "GROUP BY window_start, window_end, device")
     port = free_port()
     proc = start_dataflow(sensor_pipeline(tmp_path, source, sink, query, startup="latest-offset"), kafka_bootstrap,
-                          env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)})
+                          env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port),
+                               "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp_path)})
     try:
         metrics = _scrape(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
         time.sleep(2)  # the readers have taken their starting offsets

@@ -102,12 +102,14 @@ def merge_batches(names: Sequence[str], parts: Sequence[DecodedBatch], errors: l
     return DecodedBatch(names, [pos for pos, _, _ in order], all_errors, columns=columns)
 
 
-def concat_batches(names: Sequence[str], first: DecodedBatch, second: DecodedBatch) -> DecodedBatch:
-    """Join the results of two consecutive ranges of one input (positions stay ascending)."""
-    if not len(second):
-        columns = first.columns
-    elif not len(first):
-        columns = second.columns
-    else:
-        columns = {n: first.columns[n] + second.columns[n] for n in names}
-    return DecodedBatch(names, first.index + second.index, first.errors + second.errors, columns=columns)
+def concat_batches(names: Sequence[str], *parts: DecodedBatch) -> DecodedBatch:
+    """Join the results of consecutive ranges of one input (positions stay ascending)."""
+    if len(parts) == 1:
+        return parts[0]
+    index = [pos for p in parts for pos in p.index]
+    errors = [e for p in parts for e in p.errors]
+    if all(p._frame is not None for p in parts):  # all straight from polars: stay columnar
+        frame = pl.concat([p._frame for p in parts], how="vertical_relaxed")  # type: ignore[misc]
+        return DecodedBatch(names, index, errors, frame=frame)
+    columns = {n: [v for p in parts if len(p) for v in p.columns[n]] for n in names}
+    return DecodedBatch(names, index, errors, columns=columns)

@@ -88,13 +88,12 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         # Nothing queued: let the worker run other steps and come back soon,
         # instead of blocking it in librdkafka (latency of every partition).
         self.awake = None if messages else datetime.now(timezone.utc) + self.idle_poll
-        good = []
-        for msg in messages:
-            err = msg.error()
-            if err is None:
-                good.append(msg)
-            elif err.code() != KafkaError._PARTITION_EOF:
-                log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, err)
+        good = [m for m in messages if m.error() is None]
+        if len(good) != len(messages):
+            for msg in messages:
+                err = msg.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, err)
         next_offset = good[-1].offset() + 1 if good else self.next_offset
         at_end = self.end is not None and next_offset >= self.end
         now = time.monotonic()

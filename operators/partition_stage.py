@@ -192,7 +192,7 @@ class PartitionStage:
             start = row[0]
             local, offsets = row[1 + n_keys], row[2 + n_keys]
             values = dict(zip(self.value_columns, row[3 + n_keys:]))
-            groups[(start, start + size, tuple(row[1:1 + n_keys]))] = GroupRows(local, values, list(enumerate(offsets)))
+            groups[(start, start + size, tuple(row[1:1 + n_keys]))] = GroupRows(local, values, offsets, None)
         return groups
 
     def _group_each(self, passing: pl.DataFrame) -> dict[tuple[int, int, tuple], GroupRows]:
@@ -210,7 +210,8 @@ class PartitionStage:
                 if group is None:
                     group = groups[(start, end, key)] = GroupRows(values={c: [] for c in value_columns})
                 if w == last:
-                    group.late_candidates.append((len(group.local_watermarks), offset))
+                    group.late_positions.append(len(group.local_watermarks))  # type: ignore[union-attr]
+                    group.late_offsets.append(offset)
                 group.local_watermarks.append(local)
                 for c, col in value_columns.items():
                     group.values[c].append(col[j])

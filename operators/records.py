@@ -6,6 +6,7 @@ boundaries, and the recovery store pickles operator state.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -42,13 +43,23 @@ class GroupRows:
 
     `local_watermarks[i]` is the partition's watermark just before row i was
     read (non-decreasing); `values[column]` the aggregate inputs;
-    `late_candidates` (row position, Kafka offset) of the rows whose last
-    window this is: only those can be routed to the late output from here.
+    `late_offsets` the Kafka offsets of the rows whose last window this is
+    (only those can be routed to the late output from here), at the row
+    positions `late_positions` (ascending), or at every row when that is None
+    (one window per row: no per-row bookkeeping at all).
     """
 
     local_watermarks: list[int] = field(default_factory=list)
     values: dict[str, list[Any]] = field(default_factory=dict)
-    late_candidates: list[tuple[int, int]] = field(default_factory=list)
+    late_offsets: list[int] = field(default_factory=list)
+    late_positions: list[int] | None = field(default_factory=list)
+
+    def late_after(self, split: int) -> list[tuple[int, int]]:
+        """(row position, offset) of the candidate rows at or after `split`."""
+        if self.late_positions is None:
+            return list(zip(range(split, len(self.late_offsets)), self.late_offsets[split:]))
+        k = bisect_left(self.late_positions, split)
+        return list(zip(self.late_positions[k:], self.late_offsets[k:]))
 
 
 @dataclass

@@ -115,10 +115,9 @@ class WindowEngine:
                 if acc is None:
                     acc = window[key] = Accumulator(self.aggregates)
                 acc.fold(self.aggregates, rows.values, 0, split)
-            for pos, offset in rows.late_candidates:
-                if pos >= split:
-                    seen = max(fired, min(rows.local_watermarks[pos], w_others))
-                    late.append(LateRecord(batch.topic, batch.partition, offset, start, end, seen))
+            for pos, offset in rows.late_after(split):
+                seen = max(fired, min(rows.local_watermarks[pos], w_others))
+                late.append(LateRecord(batch.topic, batch.partition, offset, start, end, seen))
 
         passing = batch.records_in - batch.filtered - batch.dead_lettered
         counters = st.counters

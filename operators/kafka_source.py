@@ -72,6 +72,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.poll_timeout_s = poll_timeout_s
         self.tick_s = tick_s
         self.idle_poll = timedelta(milliseconds=10)
+        self.retry_after = timedelta(seconds=1)
         self.finished = False
         self.last_emit = 0.0
         self.last_retry_log = 0.0
@@ -106,6 +107,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
                 log.warning("%s/%s: %s; retrying", self.topic, self.partition, exc)
                 self.last_retry_log = now
             self.consumer.seek(TopicPartition(self.topic, self.partition, self.next_offset))
+            self.awake = datetime.now(timezone.utc) + self.retry_after
             return []
         self.next_offset = next_offset
         self.last_emit = now

@@ -97,6 +97,14 @@ class BodyDecoder:
         self._sync = os.urandom(16)
         block_schema = dict(writer.stripped, fields=[*writer.stripped["fields"], {"name": self._marker_field, "type": "bytes"}])
         self._header = container_header(json.dumps(block_schema, separators=(",", ":")), self._sync)
+        # The same block with the Confluent header read as a leading fixed(5) field:
+        # framed values go in as they are, with no copy to strip their header.
+        self._frame_field = _unused_name("confluent_header", writer.field_names)
+        framed_schema = dict(block_schema, fields=[
+            {"name": self._frame_field, "type": {"type": "fixed", "name": _unused_name("ConfluentHeader", [writer.stripped.get("name", "")]), "size": CONFLUENT_HEADER}},
+            *block_schema["fields"],
+        ])
+        self._framed_header = container_header(json.dumps(framed_schema, separators=(",", ":")), self._sync)
 
     def decode(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
         """Decode `bodies` (found at `positions` of the input)."""
@@ -106,6 +114,23 @@ class BodyDecoder:
             return self._one_by_one(bodies, positions)
         block = self.BLOCK_ROWS  # polars reads small blocks faster per row than one large one
         parts = [self._split_until_clean(bodies[i:i + block], positions[i:i + block]) for i in range(0, len(bodies), block)]
+        return concat_batches(self.names, *parts)
+
+    def decode_framed(self, values: Sequence[bytes], header: bytes) -> DecodedBatch | None:
+        """Values that should all carry the 5-byte Confluent `header`, decoded
+        without stripping it; None unless every block is aligned and every
+        header is `header` (the caller then checks record by record)."""
+        if not self._fast or not values:
+            return None
+        block = self.BLOCK_ROWS
+        expected = pl.Series([header], dtype=pl.Binary)
+        parts = []
+        for start in range(0, len(values), block):
+            chunk = values[start:start + block]
+            frame, _ = self._read_block(chunk, framed=True)
+            if frame is None or not (frame.get_column(self._frame_field) == expected).all():
+                return None
+            parts.append(self._from_frame(frame, list(range(start, start + len(chunk)))))
         return concat_batches(self.names, *parts)
 
     def _split_until_clean(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
@@ -119,13 +144,15 @@ class BodyDecoder:
         second = self._split_until_clean(bodies[mid:], positions[mid:])
         return concat_batches(self.names, first, second)
 
-    def _read_block(self, bodies: Sequence[bytes]) -> tuple[pl.DataFrame | None, bool]:
+    def _read_block(self, bodies: Sequence[bytes], framed: bool = False) -> tuple[pl.DataFrame | None, bool]:
         """All bodies as one container block through polars: the frame, or None
-        unless proven aligned; and whether polars panicked."""
+        unless proven aligned; and whether polars panicked. `framed`: the
+        bodies still start with their Confluent header."""
         marker = self._marker_bytes
-        parts = [self._header, zigzag_varint(len(bodies)), b"", *_interleave(bodies, marker), self.PADDING, self._sync]
-        parts[2] = zigzag_varint(sum(map(len, parts[3:-1])))
+        head = self._framed_header if framed else self._header
+        parts = [head, zigzag_varint(len(bodies)), b"", *_interleave(bodies, marker), self.PADDING, self._sync]
         try:
+            parts[2] = zigzag_varint(sum(map(len, parts[3:-1])))
             frame = pl.read_avro(io.BytesIO(b"".join(parts)))
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -260,7 +287,15 @@ class AvroBatchDecoder:
 
     def _decode_framed(self, values: Sequence[bytes | None]) -> DecodedBatch:
         assert self._writers is not None
-        try:  # the usual batch: every value has the same 5-byte header, checked in C loops
+        first = values[0] if values else None
+        if first is not None and len(first) >= CONFLUENT_HEADER and first[:1] == b"\x00":
+            # the usual batch: one schema id throughout, decoded header and all
+            found = self._writers.lookup(int.from_bytes(first[1:CONFLUENT_HEADER], "big"))
+            if not isinstance(found, str):
+                decoded = found.decode_framed(values, first[:CONFLUENT_HEADER])  # type: ignore[arg-type]
+                if decoded is not None:
+                    return decoded
+        try:  # one header throughout but some record is bad: strip the headers, split until clean
             heads = [v[:CONFLUENT_HEADER] for v in values]  # type: ignore[index]
         except TypeError:  # a None value among them
             heads = []

@@ -16,23 +16,10 @@ from cli.datagen import EventGenerator, GeneratorSettings, event_times
 from cli.main import main
 from config import load_pipeline
 from operators.serde import make_decoder
+from tests.support.seed_schema import SEED_SCHEMA
 
 N = 20_000
 START = 1_645_020_000_000
-# The seed's schema, written out here independently of the generator.
-SEED_SCHEMA = {
-    "type": "record",
-    "name": "MonitoringStream",
-    "namespace": "com.tanzu.streaming.runtime.iot.log",
-    "fields": [
-        {"name": "error_code", "type": "string"},
-        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        {"name": "type", "type": "string"},
-        {"name": "application", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "description", "type": "string"},
-    ],
-}
 CODES = [
     "C001_ABORTED", "C002_ALREADY_EXISTS", "C003_CANCELLED", "C004_DEADLINE_EXCEEDED", "C005_FAILED_PRECONDITION",
     "C006_INTERNAL", "C007_INVALID_ARGUMENT", "C008_NOT_FOUND", "C009_OUT_OF_RANGE", "C010_PERMISSION_DENIED",

@@ -23,21 +23,8 @@ from operators.serde import (
     format_timestamp_ms,
     make_decoder,
 )
+from tests.support.seed_schema import SEED_SCHEMA
 
-# The seed's MonitoringStream schema, as written in the seed document.
-SEED_SCHEMA = {
-    "namespace": "com.tanzu.streaming.runtime.iot.log",
-    "type": "record",
-    "name": "MonitoringStream",
-    "fields": [
-        {"name": "error_code", "type": "string"},
-        {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-        {"name": "type", "type": "string"},
-        {"name": "application", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "description", "type": "string"},
-    ],
-}
 SEED_JSON = json.dumps(SEED_SCHEMA)
 FIELDS = [f["name"] for f in SEED_SCHEMA["fields"]]
 SCHEMA_ID = 7

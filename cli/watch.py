@@ -80,14 +80,13 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
     source, sink = pipeline.stream(plan.source), pipeline.stream(plan.sink)
     if sink.protocol != "kafka":
         raise UserError(f"the query writes to {sink.protocol} stream {sink.name}; watch reads results from Kafka")
-    settings = pipeline.settings
-    dlq_topics = [source.topic + settings.dlq_topic_suffix]
+    dlq_topics = [pipeline.dlq_topic(source)]
     exchange, url = None, None
     for processor in pipeline.udf_processors:
         for name in processor.inputs:
             stream = pipeline.streams.get(name)
-            if stream is not None and stream.protocol == "kafka" and stream.topic + settings.dlq_topic_suffix not in dlq_topics:
-                dlq_topics.append(stream.topic + settings.dlq_topic_suffix)
+            if stream is not None and stream.protocol == "kafka" and pipeline.dlq_topic(stream) not in dlq_topics:
+                dlq_topics.append(pipeline.dlq_topic(stream))
         for output in processor.outputs:
             stream = pipeline.streams.get(output)
             if stream is not None and stream.protocol == "rabbitmq":
@@ -98,7 +97,7 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
     return WatchTargets(
         bootstrap=bootstrap or sink.servers,
         results_topic=sink.topic,
-        late_topic=source.topic + settings.late_topic_suffix,
+        late_topic=pipeline.late_topic(source),
         dlq_topics=tuple(dlq_topics),
         rabbitmq_url=rabbitmq_url or url,
         exchange=exchange,

@@ -170,3 +170,11 @@ class Pipeline:
 
     def stream(self, name: str) -> StreamSpec:
         return self.streams[name]
+
+    def late_topic(self, stream: StreamSpec) -> str:
+        """Where records read from `stream` go when their windows had fired."""
+        return stream.topic + self.settings.late_topic_suffix
+
+    def dlq_topic(self, stream: StreamSpec) -> str:
+        """Where records read from `stream` go when they cannot be used."""
+        return stream.topic + self.settings.dlq_topic_suffix

@@ -73,19 +73,11 @@ class RunOptions:
         return "all" in self.processors or kind in self.processors or name in self.processors
 
 
-def late_topic(pipeline: Pipeline, stream: StreamSpec) -> str:
-    return stream.topic + pipeline.settings.late_topic_suffix
-
-
-def dlq_topic(pipeline: Pipeline, stream: StreamSpec) -> str:
-    return stream.topic + pipeline.settings.dlq_topic_suffix
-
-
 def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> None:
     """Create the query's topics that are missing."""
     source, sink = pipeline.stream(plan.source), pipeline.stream(plan.sink)
     admin = wait_for_kafka(source.servers, timeout_s, source.kafka_properties)
-    wanted = {source.topic: source.partition_count or 1, late_topic(pipeline, source): 1, dlq_topic(pipeline, source): 1}
+    wanted = {source.topic: source.partition_count or 1, pipeline.late_topic(source): 1, pipeline.dlq_topic(source): 1}
     ensure_topics(admin, wanted)
     if sink.protocol == "kafka":
         sink_admin = admin if sink.servers == source.servers else wait_for_kafka(sink.servers, timeout_s, sink.kafka_properties)
@@ -112,7 +104,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
     decoder_columns = tuple(c for c in plan.columns_needed if (f := source.field_named(c)) is None or f.in_record)
     settings = pipeline.settings
     encoder = ResultEncoder(plan, sink)
-    dlq = dlq_topic(pipeline, source)
+    dlq = pipeline.dlq_topic(source)
     name = processor.name
 
     if plan.window is None:
@@ -141,7 +133,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
         f"{name}_windows", batches,
         lambda state: WindowEngine(plan, settings, delay, state), name,
     )
-    late_out = late_topic(pipeline, source)
+    late_out = pipeline.late_topic(source)
     split = op.branch(f"{name}_results-or-late", engine_out, lambda out: isinstance(out, WindowResult))
     results = op.map(f"{name}_encode", split.trues, encoder.encode)
     fetcher = LateRecordFetcher(source.servers, late_out, source.kafka_properties)

@@ -70,7 +70,7 @@ def add_udf_processor(
         log.info("%s: calling the UDF at %s", processor.name, settings.address)
     for input_name in processor.inputs:
         source = pipeline.stream(input_name)
-        dlq_topic = source.topic + pipeline.settings.dlq_topic_suffix
+        dlq_topic = pipeline.dlq_topic(source)
         admin = wait_for_kafka(source.servers, connect_timeout_s, source.kafka_properties)
         ensure_topics(admin, {source.topic: source.partition_count or 1, dlq_topic: 1})
         step = f"{processor.name}_{source.name}"

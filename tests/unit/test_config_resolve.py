@@ -13,6 +13,7 @@ import pytest
 
 from config import ConfigError, load_pipeline
 from config.pipeline import LOCAL_KAFKA, LOCAL_RABBITMQ, Pipeline
+from tests.support.seed_schema import SEED_SCHEMA
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SEED = CONFIG_DIR / "iot-monitoring.yaml"
@@ -121,19 +122,7 @@ def test_seed_output_is_keyed_json_read_from_earliest(seed):
 
 def test_seed_avro_schema_decodes_a_record_written_with_the_seed_field_order(seed):
     """The record schema must read what the generator writes (its own field order)."""
-    writer = {
-        "type": "record",
-        "name": "MonitoringStream",
-        "namespace": "com.tanzu.streaming.runtime.iot.log",
-        "fields": [
-            {"name": "error_code", "type": "string"},
-            {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-            {"name": "type", "type": "string"},
-            {"name": "application", "type": "string"},
-            {"name": "version", "type": "string"},
-            {"name": "description", "type": "string"},
-        ],
-    }
+    writer = SEED_SCHEMA  # the seed document's schema, in its own field order
     event = {"error_code": "C009_OUT_OF_RANGE", "ts": 1645020042399, "type": "ERROR",
              "application": "Hatity", "version": "1.16.4 ", "description": "d"}
     buffer = io.BytesIO()

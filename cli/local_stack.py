@@ -185,6 +185,8 @@ def wait_until(check, timeout: float, what: str, proc: ManagedProcess | None = N
         if check():
             return
         if proc is not None and proc.pid() is None:
+            if check():  # it lost a race to an equal server someone else started (epmd): that one serves
+                return
             raise StackError(f"{what} exited while starting; see its log: {proc.log_file}\n{tail(proc.log_file)}")
         time.sleep(0.5)
     where = f"; see its log: {proc.log_file}\n{tail(proc.log_file)}" if proc else ""

@@ -33,12 +33,11 @@ from config import ConfigError, load_pipeline
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql import SqlError, compile_query
 from config.sql.plan import Plan
-from dataflows.udf_stage import add_udf_processor
 from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.logs import configure_logging
-from operators.rabbitmq import RabbitMQConfigError
+from operators.rabbitmq_errors import RabbitMQConfigError
 from operators.late_fetch import LateRecordFetcher
 from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
 from operators.records import KafkaOut, RawRecord, WindowResult
@@ -169,6 +168,8 @@ def build_flow(pipeline: Pipeline, options: RunOptions) -> Dataflow:
             produced[plan.sink] = op.map(f"{processor.name}_handover", results, as_read)
     for udf_processor in pipeline.udf_processors:
         if options.runs("udf", udf_processor.name):
+            from dataflows.udf_stage import add_udf_processor  # gRPC and pika load only when a UDF stage runs
+
             add_udf_processor(flow, pipeline, udf_processor, bounded=options.bounded, udf_address=options.udf_address,
                               connect_timeout_s=options.connect_timeout_s, upstream=produced)
     return flow

@@ -23,22 +23,37 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer within the allowed time."""
 
 
+CONSUMER_ONLY_PREFIXES = ("group.", "auto.", "enable.")  # a Stream's consumer settings an admin client has no use for
+
+_clients: dict[tuple[str, tuple[tuple[str, str], ...]], AdminClient] = {}
+
+
 def admin_client(bootstrap: str, extra: Mapping[str, str] | None = None) -> AdminClient:
     config = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
-    config.update(extra or {})
+    config.update({k: v for k, v in (extra or {}).items() if not k.startswith(CONSUMER_ONLY_PREFIXES)})
     return AdminClient(config)
 
 
 def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, str] | None = None) -> AdminClient:
     """Return an admin client once a metadata request succeeds; raise
-    BrokerUnavailable naming the address after `timeout_s`."""
-    client = admin_client(bootstrap, extra)
+    BrokerUnavailable naming the address after `timeout_s`.
+
+    One client per cluster and settings is kept for the process: a new
+    client's first metadata request takes about 60 ms (librdkafka swaps its
+    bootstrap connection for the broker's own and retries after a 50 ms
+    back-off), and start-up asks several times.
+    """
+    key = (bootstrap, tuple(sorted((str(k), str(v)) for k, v in (extra or {}).items())))
+    client = _clients.get(key)
+    if client is None:  # (a client's truth value is its queue length: test for None)
+        client = admin_client(bootstrap, extra)
     deadline = time.monotonic() + timeout_s
     attempt = 0
     while True:
         attempt += 1
         try:
             client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            _clients[key] = client
             return client
         except KafkaException as exc:
             if time.monotonic() >= deadline:

@@ -162,7 +162,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
     def _partitions(self) -> int:
         """The topic's partition count, asked once per process."""
         if self._partition_count is None:
-            client = wait_for_kafka(self.bootstrap, self.connect_timeout_s, self._client_config(admin=True))
+            client = wait_for_kafka(self.bootstrap, self.connect_timeout_s, self.consumer_config)
             counts = partition_counts(client, [self.topic])
             if self.topic not in counts:
                 raise RuntimeError(f"Kafka topic {self.topic!r} does not exist at {self.bootstrap}")
@@ -172,10 +172,8 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
     def list_parts(self) -> list[str]:
         return [f"{self.topic}/{p}" for p in range(self._partitions())]
 
-    def _client_config(self, admin: bool = False) -> dict[str, str]:
-        config = {k: v for k, v in self.consumer_config.items() if not admin or not k.startswith(("group.", "auto.", "enable."))}
-        config["bootstrap.servers"] = self.bootstrap
-        return config
+    def _client_config(self) -> dict[str, str]:
+        return {**self.consumer_config, "bootstrap.servers": self.bootstrap}
 
     def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, Any] | None) -> KafkaBatchPartition[X]:
         _, partition = for_part.rsplit("/", 1)

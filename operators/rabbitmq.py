@@ -33,16 +33,15 @@ import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.metrics import RABBITMQ_PUBLISHED
+from operators.rabbitmq_errors import RabbitMQConfigError
+
+__all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "stable_message_id"]
 
 log = logging.getLogger(__name__)
 
 PERSISTENT = 2  # AMQP delivery mode
 DEFAULT_HEARTBEAT_S = 600  # a blocking client only answers heartbeats while publishing: keep idle gaps legal
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f2b8f0e-3c1a-5d7e-9b4a-2f61c0d8e915")
-
-
-class RabbitMQConfigError(RuntimeError):
-    """RabbitMQ refused the configuration (credentials, vhost, exchange type): retrying will not help."""
 
 
 def stable_message_id(*parts: object) -> str:

@@ -1,0 +1,36 @@
+"""What start-up pays for: one admin client per cluster, and no UDF client
+libraries when no UDF stage runs (a bounded run's time includes start-up)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from operators.kafka_admin import wait_for_kafka
+from tests.support.pipeline import REPO, seed_pipeline
+
+
+def test_one_admin_client_per_cluster_and_settings(kafka_bootstrap: str) -> None:
+    first = wait_for_kafka(kafka_bootstrap, 10, {"group.id": "a"})
+    assert wait_for_kafka(kafka_bootstrap, 10, {"group.id": "a"}) is first
+    assert wait_for_kafka(kafka_bootstrap, 10, {"client.id": "other"}) is not first
+
+
+def _modules_after_building(pipeline: Path, bootstrap: str, processors: str) -> set[str]:
+    probe = "import sys, dataflows.iot; print(' '.join(m for m in ('grpc', 'pika') if m in sys.modules))"
+    env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap, IOT_PROCESSORS=processors,
+               IOT_UDF_ADDRESS="127.0.0.1:1")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_udf_client_libraries_load_only_for_a_udf_stage(
+    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    pipeline = seed_pipeline(tmp_path, new_topic(), new_topic())
+    assert _modules_after_building(pipeline, kafka_bootstrap, "sql") == set()
+    assert _modules_after_building(pipeline, kafka_bootstrap, "all") == {"grpc", "pika"}

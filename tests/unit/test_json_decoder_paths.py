@@ -1,0 +1,107 @@
+"""The JSON decoder's fast path (msgspec into a typed struct) must give
+exactly what the record-by-record path (orjson plus a check per field)
+gives, for every batch it accepts, and accept every batch that path finds
+clean: otherwise a bad record could slip past the dead-letter topic, or
+good batches could quietly pay for the slow path."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.pipeline import StreamSpec, TimeAttribute
+from operators.serde import make_decoder
+
+SCHEMA = {
+    "type": "record",
+    "name": "Sample",
+    "fields": [
+        {"name": "ts", "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}]},  # the time column: required all the same
+        {"name": "code", "type": "string"},
+        {"name": "small", "type": "int"},
+        {"name": "big", "type": ["null", "long"]},
+        {"name": "ratio", "type": "double"},
+        {"name": "level", "type": ["null", "float"]},
+        {"name": "ok", "type": "boolean"},
+        {"name": "blob", "type": ["null", "bytes"]},
+        {"name": "not-an-identifier", "type": ["null", "string"]},
+    ],
+}
+FIELDS = [f["name"] for f in SCHEMA["fields"]]
+
+
+def decoder(columns: list[str]):
+    spec = StreamSpec(name="s", topic="t", protocol="kafka", servers="", value_format="json",
+                      avro_schema_json=json.dumps(SCHEMA), time_attribute=TimeAttribute("ts", 3000))
+    return make_decoder(spec, columns)
+
+
+# Values that each field may be given: right ones, and the near misses a schema check must catch.
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from([-(2**31) - 1, 2**31, -(2**63) - 1, 2**63]),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8), st.just([1, 2]), st.just({"k": "v"}),
+)
+record = st.dictionaries(st.sampled_from([*FIELDS, "extra", "nested"]), scalars, max_size=len(FIELDS) + 2)
+good_record = st.fixed_dictionaries({
+    "ts": st.integers(-(2**63), 2**63 - 1), "code": st.text(max_size=8), "small": st.integers(-(2**31), 2**31 - 1),
+    "ratio": st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False),
+    "level": st.none() | st.floats(allow_nan=False, allow_infinity=False), "ok": st.booleans(),
+    "blob": st.none() | st.text(max_size=4), "not-an-identifier": st.none() | st.text(max_size=4),
+}, optional={"big": st.none() | st.integers(-(2**63), 2**63 - 1), "extra": scalars})  # a nullable field may be absent
+
+
+def as_json(obj: dict) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def changed(record: dict, field: str, value: object) -> dict:
+    return {**record, field: value}
+
+
+def without(record: dict, field: str) -> dict:
+    return {k: v for k, v in record.items() if k != field}
+
+
+near_miss = st.one_of(  # a good record with one field given another value, or left out
+    st.builds(changed, good_record, st.sampled_from(FIELDS), scalars),
+    st.builds(without, good_record, st.sampled_from(FIELDS)),
+)
+
+
+raw_values = st.one_of(
+    good_record.map(as_json), near_miss.map(as_json), near_miss.map(as_json), record.map(as_json),
+    good_record.map(lambda r: as_json(r).replace(b"{", b'{"ts": 1, ', 1)),  # a duplicate key: the last one counts
+    st.sampled_from([None, b"", b"null", b"[]", b"3", b'"x"', b"{", b'{"ts": NaN}', b"{} {}", b'{"ts": 1.0}']),
+    st.binary(max_size=12),
+)
+columns = st.lists(st.sampled_from(FIELDS), min_size=1, max_size=4, unique=True)
+
+
+def same(a, b) -> bool:
+    return a.index == b.index and a.errors == b.errors and a.columns == b.columns
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(raw_values, max_size=4), columns)
+def test_fast_path_equals_the_record_by_record_path(values, wanted):
+    dec = decoder(wanted)
+    slow = dec._decode_each(values)
+    fast = dec._decode_clean(values)
+    if fast is None:
+        assert slow.errors, "a clean batch went down the slow path"
+    else:
+        assert not slow.errors and same(fast, slow)
+    assert same(dec.decode(values), slow)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(good_record, min_size=1, max_size=20), columns)
+def test_clean_batches_take_the_fast_path(records, wanted):
+    dec = decoder(wanted)
+    fast = dec._decode_clean([as_json(r) for r in records])
+    assert fast is not None
+    for name in wanted:  # microsecond timestamps come out as epoch millis
+        expected = [r.get(name) // 1000 if name == "ts" else r.get(name) for r in records]
+        assert fast.columns[name] == [float(v) if name == "ratio" else v for v in expected]

@@ -154,6 +154,7 @@ class EngineSettings:
     idle_timeout_ms: int = 5_000
     max_future_skew_ms: int | None = 600_000  # None: guard switched off
     quiet_advance: bool = True  # advance the watermark with processing time when every partition is idle
+    max_watermark_drift_ms: int | None = 60_000  # a partition this far ahead of the others' backlog pauses; None: off
     late_topic_suffix: str = "-late"
     dlq_topic_suffix: str = "-dlq"
 

@@ -63,6 +63,7 @@ SETTING_KEYS = {
     "idle_timeout_ms": ("table.exec.source.idle-timeout", "idle-timeout"),
     "max_future_skew_ms": ("max-future-skew",),
     "quiet_advance": ("quiet-advance",),
+    "max_watermark_drift_ms": ("scan.watermark.alignment.max-drift", "watermark-alignment-max-drift"),
 }
 
 
@@ -411,6 +412,7 @@ def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> E
         "idle_timeout_ms": parse_duration_ms,
         "max_future_skew_ms": lambda text: None if text.strip().lower() == "off" else parse_duration_ms(text),
         "quiet_advance": parse_boolean,
+        "max_watermark_drift_ms": lambda text: None if text.strip().lower() == "off" else parse_duration_ms(text),
     }
     values: dict[str, object] = {}
     for setting, keys in SETTING_KEYS.items():

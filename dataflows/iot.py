@@ -83,13 +83,14 @@ def prepare_topics(pipeline: Pipeline, plan: Plan, timeout_s: float) -> None:
         ensure_topics(sink_admin, {sink.topic: sink.partition_count or 1})
 
 
-def reader(source: StreamSpec, make_handler, options: RunOptions) -> KafkaBatchSource:
+def reader(source: StreamSpec, make_handler, options: RunOptions, max_watermark_drift_ms: int | None = None) -> KafkaBatchSource:
     """The partitioned Kafka reader of an input Stream, as the Stream and the run options say."""
     return KafkaBatchSource(
         source.servers, source.topic, make_handler,
         startup=StartupMode(source.startup_mode, source.startup_timestamp_ms),
         bounded=options.bounded, consumer_config=source.kafka_properties,
         batch_size=options.batch_size, connect_timeout_s=options.connect_timeout_s,
+        max_watermark_drift_ms=max_watermark_drift_ms,
     )
 
 
@@ -125,7 +126,7 @@ def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, pla
             f"{topic}/{partition}", partitions, dlq, state,
         )
 
-    read = op.input(f"{name}_read", flow, reader(source, make_windowed, options))
+    read = op.input(f"{name}_read", flow, reader(source, make_windowed, options, settings.max_watermark_drift_ms))
     dead_letters = op.flat_map(f"{name}_dead-letters", read, lambda item: item[1])
     batches = op.map(f"{name}_batches", read, lambda item: item[0])
     engine_out = window_aggregate(

@@ -6,7 +6,9 @@ Runtime's `scan.startup.mode`, a bounded mode that stops at the offsets that
 were the end of each partition at start, and a per-partition processing hook
 (`on_batch`) that runs beside the reader and snapshots its state together
 with the offset, so the partition's watermark and its position can never
-disagree after a restart.
+disagree after a restart; and, for handlers that track a watermark, reads
+aligned in event time (`operators.alignment`), so a replay's state stays a
+few windows.
 
 One item per read: whatever `on_batch` makes of a batch of records.
 """
@@ -22,6 +24,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from operators.alignment import EventTimeAlignment
 from operators.kafka_admin import partition_counts, wait_for_kafka
 from operators.records import RawRecord
 
@@ -43,6 +46,12 @@ class BatchHandler(Protocol[X]):
     def snapshot(self) -> Any: ...
 
 
+class WatermarkedHandler(BatchHandler[X], Protocol[X]):
+    """A handler that tracks its partition's watermark, so reads can be aligned in event time."""
+
+    def watermark(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class StartupMode:
     """Where a partition starts when the recovery store has no position for it."""
@@ -61,7 +70,8 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
     """Reads one partition; hands every batch to its handler."""
 
     def __init__(self, consumer: Consumer, topic: str, partition: int, start: int, end: int | None,
-                 handler: BatchHandler[X], batch_size: int, poll_timeout_s: float, tick_s: float):
+                 handler: BatchHandler[X], batch_size: int, poll_timeout_s: float, tick_s: float,
+                 alignment: EventTimeAlignment | None = None):
         self.consumer = consumer
         self.topic = topic
         self.partition = partition
@@ -77,14 +87,20 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.last_emit = 0.0
         self.last_retry_log = 0.0
         self.awake: datetime | None = None
+        self.alignment = alignment
+        if alignment is not None:
+            alignment.join(partition)
         consumer.assign([TopicPartition(topic, partition, start)])
 
     def next_batch(self) -> list[X]:
         if self.finished:
             raise StopIteration()
         if self.end is not None and self.next_offset >= self.end:
-            self.finished = True
+            self._finish()
             return list(self.handler.handle([], True))
+        if self.alignment is not None and not self.alignment.may_read(self.partition):
+            self.awake = datetime.now(timezone.utc) + self.idle_poll  # ahead in event time: let the others catch up
+            return []
         messages = self.consumer.consume(self.batch_size, timeout=self.poll_timeout_s)
         # Nothing queued: let the worker run other steps and come back soon,
         # instead of blocking it in librdkafka (latency of every partition).
@@ -112,8 +128,24 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.next_offset = next_offset
         self.last_emit = now
         if at_end:
-            self.finished = True
+            self._finish()
+        elif self.alignment is not None:
+            self.alignment.report(self.partition, self.handler.watermark(),  # type: ignore[attr-defined]
+                                  self._has_backlog(len(messages)))
         return out
+
+    def _has_backlog(self, just_read: int) -> bool:
+        """Whether records are waiting beyond what was just read (caught-up
+        partitions never hold a replay back)."""
+        if self.end is not None:
+            return self.next_offset < self.end
+        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), cached=True)
+        return high > self.next_offset if high >= 0 else just_read >= self.batch_size
+
+    def _finish(self) -> None:
+        self.finished = True
+        if self.alignment is not None:
+            self.alignment.leave(self.partition)
 
     def next_awake(self) -> datetime | None:
         return self.awake
@@ -122,6 +154,8 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         return (self.next_offset, self.handler.snapshot())
 
     def close(self) -> None:
+        if self.alignment is not None:
+            self.alignment.leave(self.partition)
         self.consumer.close()
 
 
@@ -146,6 +180,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         poll_timeout_s: float = 0.0,
         tick_s: float = 0.2,
         connect_timeout_s: float = 30.0,
+        max_watermark_drift_ms: int | None = None,
     ):
         self.bootstrap = bootstrap
         self.topic = topic
@@ -157,6 +192,8 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         self.poll_timeout_s = poll_timeout_s
         self.tick_s = tick_s
         self.connect_timeout_s = connect_timeout_s
+        # handlers must then be WatermarkedHandlers; None: no alignment
+        self.alignment = None if max_watermark_drift_ms is None else EventTimeAlignment(max_watermark_drift_ms)
         self._partition_count: int | None = None
 
     def _partitions(self) -> int:
@@ -201,7 +238,8 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         all_parts = tuple(f"{self.topic}/{p}" for p in range(self._partitions()))
         handler = self.make_handler(self.topic, part, all_parts, handler_state)
         end = high if self.bounded else None
-        return KafkaBatchPartition(consumer, self.topic, part, start, end, handler, self.batch_size, self.poll_timeout_s, self.tick_s)
+        return KafkaBatchPartition(consumer, self.topic, part, start, end, handler, self.batch_size, self.poll_timeout_s,
+                                   self.tick_s, self.alignment)
 
     def _start_offset(self, consumer: Consumer, part: int, low: int, high: int) -> int:
         mode = self.startup.mode

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from operators.kafka_source import RetryLater, raw_record
-from operators.partition_stage import PartitionStage, ReadBatch, dead_letter
+from operators.partition_stage import NO_WATERMARK, PartitionStage, ReadBatch, dead_letter
 from operators.records import KafkaOut, PartitionBatch, WindowResult
 from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
 from operators.window_engine import result_row
@@ -47,6 +47,10 @@ class WindowedHandler:
 
     def snapshot(self) -> Any:
         return self.stage.snapshot()
+
+    def watermark(self) -> int | None:
+        """The partition's watermark W_p, for event-time alignment of reads."""
+        return None if self.stage.watermark_ms == NO_WATERMARK else self.stage.watermark_ms
 
 
 class ResultEncoder:

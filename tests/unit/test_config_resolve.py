@@ -497,6 +497,20 @@ def test_engine_settings_from_processor_attributes(tmp_path, attributes, idle_ms
     assert (settings.idle_timeout_ms, settings.max_future_skew_ms, settings.quiet_advance) == (idle_ms, skew_ms, quiet)
 
 
+@pytest.mark.parametrize(
+    ("options", "drift_ms"),
+    [
+        ("", 60_000),
+        ("ddl.scan.watermark.alignment.max-drift: '2 min'\n", 120_000),
+        ("scan.watermark.alignment.max-drift: '30 s'\n", 30_000),
+        ("watermark-alignment-max-drift: 'off'\n", None),
+    ],
+)
+def test_watermark_alignment_drift_from_stream_options(tmp_path, options, drift_ms):
+    settings = resolve_docs(tmp_path, *(minimal(with_options(options)) if options else minimal())).settings
+    assert settings.max_watermark_drift_ms == drift_ms
+
+
 def test_engine_setting_from_stream_options(tmp_path):
     settings = resolve_docs(tmp_path, *minimal(with_options("idle-timeout: '2 s'\n"))).settings
     assert settings.idle_timeout_ms == 2_000

@@ -136,7 +136,20 @@ class ManagedProcess:
                 start_new_session=True,  # own process group: `down` stops its children too
             )
         self.pid_file.write_text(str(proc.pid))
+        self._wait_for_exec(proc)
         return proc.pid
+
+    def _wait_for_exec(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
+        """Popen returns once the child has begun its exec, which can be
+        before the kernel shows the new command line: for that moment
+        /proc/<pid>/cmdline lacks the marker and `pid()` would call a
+        starting server gone (seen as "exited while starting", and as a
+        `down` that left the server running)."""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and self.marker not in pid_cmdline(proc.pid):
+            if time.monotonic() > deadline:
+                raise StackError(f"{self.name} (pid {proc.pid}) does not show {self.marker!r} in its command line")
+            time.sleep(0.001)
 
     def stop(self, timeout: float = 30.0) -> bool:
         """SIGTERM the process group, then SIGKILL after `timeout`. True if it ran."""

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar, cast
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -88,7 +88,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.last_retry_log = 0.0
         self.awake: datetime | None = None
         self.alignment = alignment
+        self._watermark: Callable[[], int | None] | None = None
         if alignment is not None:
+            self._watermark = cast(WatermarkedHandler[X], handler).watermark
             alignment.join(partition)
         consumer.assign([TopicPartition(topic, partition, start)])
 
@@ -129,9 +131,8 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.last_emit = now
         if at_end:
             self._finish()
-        elif self.alignment is not None:
-            self.alignment.report(self.partition, self.handler.watermark(),  # type: ignore[attr-defined]
-                                  self._has_backlog(len(messages)))
+        elif self.alignment is not None and self._watermark is not None:
+            self.alignment.report(self.partition, self._watermark(), self._has_backlog(len(messages)))
         return out
 
     def _has_backlog(self, just_read: int) -> bool:

@@ -83,6 +83,7 @@ def _record_struct(fields: Sequence[AvroField], time_column: str | None) -> type
 
 
 def _within(column: list[Any], int_range: tuple[int, int], nullable: bool) -> bool:
+    """Whether every int of the column fits the Avro type (msgspec takes any size)."""
     present = [v for v in column if v is not None] if nullable else column
     return not present or (int_range[0] <= min(present) and max(present) <= int_range[1])
 

@@ -36,7 +36,6 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import grpc
@@ -44,6 +43,7 @@ import orjson
 
 from udf import headers as h
 from udf.protocol import GrpcMessage, GrpcPayloadCollection, MessagingServiceStub
+from udf.times import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -355,20 +355,11 @@ def decode_headers(headers: Sequence[tuple[str, bytes | str | None]] | None) -> 
 
 
 def flink_time_ms(value: Any) -> int | None:
-    """Epoch millis of a JSON time: a number, or Flink's `yyyy-MM-dd HH:mm:ss[.fff]` in UTC."""
-    if isinstance(value, bool):
+    """Epoch millis of a JSON time (`udf.times.epoch_ms`), None when it is not one."""
+    try:
+        return epoch_ms(value)
+    except ValueError:
         return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return int(parsed.timestamp() * 1000)
-    return None
 
 
 def window_from_value(value: bytes | None) -> tuple[int, int] | None:

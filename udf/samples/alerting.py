@@ -38,7 +38,6 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Mapping
 
 import grpc
@@ -46,6 +45,7 @@ import orjson
 
 from udf import headers as h
 from udf.sdk import DEFAULT_PORT, UdfError, serve
+from udf.times import epoch_ms
 
 KEPT_WINDOWS = 64  # windows remembered per error code, to find the one before a window
 
@@ -90,20 +90,6 @@ class ErrorCount:
         return self.start_ms - (self.end_ms - self.start_ms)
 
 
-def to_epoch_ms(value: object) -> int:
-    """Epoch millis of a window bound: a number, or Flink's `yyyy-MM-dd HH:mm:ss[.fff]` (UTC)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a time: {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return int(parsed.timestamp() * 1000)
-    raise ValueError(f"not a time: {value!r}")
-
-
 def parse_count(payload: bytes) -> ErrorCount:
     """The count record in a payload; `ValueError` saying what is wrong."""
     try:
@@ -118,7 +104,7 @@ def parse_count(payload: bytes) -> ErrorCount:
     count = record["error_count"]
     if isinstance(count, bool) or not isinstance(count, int):
         raise ValueError(f"error_count is not an integer: {count!r}")
-    start_ms, end_ms = to_epoch_ms(record["window_start"]), to_epoch_ms(record["window_end"])
+    start_ms, end_ms = epoch_ms(record["window_start"]), epoch_ms(record["window_end"])
     if end_ms <= start_ms:
         raise ValueError("window_end is not after window_start")
     return ErrorCount(str(record["error_code"]), record["window_start"], record["window_end"], count, start_ms, end_ms)

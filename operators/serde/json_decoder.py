@@ -16,7 +16,7 @@ a check per field), which names the reason of each bad record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -69,15 +69,14 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     return same
 
 
-def _record_struct(fields: Sequence[AvroField], time_column: str | None) -> type[msgspec.Struct]:
+def _record_struct(fields: Sequence[AvroField], optional: Mapping[str, bool]) -> type[msgspec.Struct]:
     """A msgspec struct that accepts exactly what the per-record checks accept
     (before the range checks on ints): attributes f0.. carry the JSON names,
     which need not be Python identifiers."""
     spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for i, f in enumerate(fields):
         kind = _STRUCT_TYPES[f.type]
-        optional = f.nullable and f.name != time_column
-        spec.append((f"f{i}", kind | None, None) if optional else (f"f{i}", kind))
+        spec.append((f"f{i}", kind | None, None) if optional[f.name] else (f"f{i}", kind))
     required_first = sorted(spec, key=len)  # fields with defaults must follow the others
     return msgspec.defstruct("JsonRecord", required_first, rename={f"f{i}": f.name for i, f in enumerate(fields)}, gc=False)
 
@@ -96,16 +95,15 @@ class JsonBatchDecoder:
             raise ValueError("JSON values need a flat schema of primitive fields")
         self.columns = tuple(columns)
         slot_of = {name: i for i, name in enumerate(self.columns)}
+        optional = {f.name: f.nullable and f.name != time_column for f in schema.fields}  # may be null or absent
         # (name, may be null or absent, converter, type for messages, output slot or None)
         self._checks = [
-            (f.name, f.nullable and f.name != time_column, _converter(f), f.type, slot_of.get(f.name))
-            for f in schema.fields
+            (f.name, optional[f.name], _converter(f), f.type, slot_of.get(f.name)) for f in schema.fields
         ]
         self._divisors = {f.name: f.millis_divisor for f in schema.fields if f.type in INT_RANGES and (f.millis_divisor or 1) != 1}
-        self._struct_decode = msgspec.json.Decoder(_record_struct(schema.fields, time_column)).decode
+        self._struct_decode = msgspec.json.Decoder(_record_struct(schema.fields, optional)).decode
         # (name, attribute getter, int range or None, may be null) of each output column, and the
         # int fields that are not output but must still be in range
-        optional = {c[0]: c[1] for c in self._checks}
         self._outputs = [
             (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name])
             for i, f in enumerate(schema.fields) if f.name in slot_of

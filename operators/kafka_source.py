@@ -88,9 +88,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.last_retry_log = 0.0
         self.awake: datetime | None = None
         self.alignment = alignment
-        self._watermark: Callable[[], int | None] | None = None
         if alignment is not None:
-            self._watermark = cast(WatermarkedHandler[X], handler).watermark
             alignment.join(partition)
         consumer.assign([TopicPartition(topic, partition, start)])
 
@@ -131,8 +129,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.last_emit = now
         if at_end:
             self._finish()
-        elif self.alignment is not None and self._watermark is not None:
-            self.alignment.report(self.partition, self._watermark(), self._has_backlog(len(messages)))
+        elif self.alignment is not None:  # its source made it for WatermarkedHandlers only
+            watermark = cast(WatermarkedHandler[X], self.handler).watermark()
+            self.alignment.report(self.partition, watermark, self._has_backlog(len(messages)))
         return out
 
     def _has_backlog(self, just_read: int) -> bool:
@@ -210,9 +209,6 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
     def list_parts(self) -> list[str]:
         return [f"{self.topic}/{p}" for p in range(self._partitions())]
 
-    def _client_config(self) -> dict[str, str]:
-        return {**self.consumer_config, "bootstrap.servers": self.bootstrap}
-
     def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, Any] | None) -> KafkaBatchPartition[X]:
         _, partition = for_part.rsplit("/", 1)
         part = int(partition)
@@ -228,7 +224,8 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
             "queued.max.messages.kbytes": "16384",
             "socket.connection.setup.timeout.ms": "5000",
             "log_level": "3",
-            **self._client_config(),
+            **self.consumer_config,
+            "bootstrap.servers": self.bootstrap,
         }
         consumer = Consumer(config)
         low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, part), timeout=self.connect_timeout_s, cached=False)

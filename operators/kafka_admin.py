@@ -77,14 +77,15 @@ def ensure_topics(client: AdminClient, topics: Mapping[str, int], timeout_s: flo
     until their metadata is visible."""
     existing = partition_counts(client, topics)
     missing = [NewTopic(name, num_partitions=parts, replication_factor=1) for name, parts in topics.items() if name not in existing]
-    if missing:
-        for name, future in client.create_topics(missing, request_timeout=timeout_s).items():
-            try:
-                future.result()
-            except KafkaException as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise
-            log.info("created topic %s", name)
+    if not missing:
+        return  # all there: no second metadata request at every start
+    for name, future in client.create_topics(missing, request_timeout=timeout_s).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+        log.info("created topic %s", name)
     deadline = time.monotonic() + timeout_s
     while set(partition_counts(client, topics)) != set(topics):
         if time.monotonic() > deadline:

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from tests.kustomize_render import K8S, REPO, STATEFULSET, config_map_data, container, find, literal_env, render
+from tests.support.kafka_io import read_all
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
@@ -64,27 +65,8 @@ def _avro_schema(text: str, stream: str) -> dict[str, Any]:
     return {"type": "record", "name": "MonitoringStream", "fields": fields}
 
 
-def _read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[bytes]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}", "enable.auto.commit": False})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        partitions = [TopicPartition(topic, p, 0) for p in metadata.topics[topic].partitions]
-        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
-        consumer.assign(partitions)
-        values: list[bytes] = []
-        seen = collections.Counter()
-        deadline = time.monotonic() + timeout_s
-        while any(seen[p] < end for p, end in ends.items()) and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is None or msg.error():
-                continue
-            seen[msg.partition()] += 1
-            values.append(msg.value())
-        return values
-    finally:
-        consumer.close()
+def _values(bootstrap: str, topic: str) -> list[bytes]:
+    return [value for _key, value, *_ in read_all(bootstrap, topic)]
 
 
 def _decode(value: bytes, schema: dict[str, Any]) -> dict[str, Any]:
@@ -136,7 +118,7 @@ def test_statefulset_command_and_env_produce_results_locally(
     assert produced.returncode == 0, produced.stderr
 
     schema = _avro_schema(mounted, "iot-monitoring-stream")
-    records = [_decode(v, schema) for v in _read_all(kafka_bootstrap, source)]
+    records = [_decode(v, schema) for v in _values(kafka_bootstrap, source)]
     assert len(records) == EVENTS
     expected = collections.Counter(r["error_code"] for r in records if r["type"] == "ERROR")
     assert expected, "the generator produced no ERROR events to count"
@@ -186,7 +168,7 @@ def test_statefulset_command_and_env_produce_results_locally(
         udf_process.wait(timeout=30)
     assert run.returncode == 0, run.stderr[-4000:]
 
-    results = [json.loads(v) for v in _read_all(kafka_bootstrap, counts)]
+    results = [json.loads(v) for v in _values(kafka_bootstrap, counts)]
     got = {r["error_code"]: r["error_count"] for r in results}
     assert len(got) == len(results), f"a code was counted twice in one window: {results}"
     assert got == dict(expected)

@@ -36,6 +36,7 @@ from config.sql.plan import Plan
 from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
+from operators.heap import settle_startup_heap
 from operators.logs import configure_logging
 from operators.rabbitmq_errors import RabbitMQConfigError
 from operators.late_fetch import LateRecordFetcher
@@ -191,3 +192,4 @@ def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
 
 
 flow = flow_from_env()
+settle_startup_heap()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Callable
 
-from operators.kafka_admin import wait_for_kafka
+from operators.kafka_admin import partition_counts, wait_for_kafka
 from tests.support.pipeline import REPO, seed_pipeline
 
 
@@ -35,3 +36,11 @@ def test_udf_client_libraries_load_only_for_a_udf_stage(
     pipeline = seed_pipeline(tmp_path, new_topic(), new_topic())
     assert _modules_after_building(pipeline, kafka_bootstrap, "sql") == set()
     assert _modules_after_building(pipeline, kafka_bootstrap, "all") == {"grpc", "pika"}
+
+
+def test_partition_counts_name_their_topics_and_create_none(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
+    client = wait_for_kafka(kafka_bootstrap, 10)
+    existing = new_topic(partitions=3)
+    absent = f"absent-{uuid.uuid4().hex[:8]}"
+    assert partition_counts(client, [existing, absent]) == {existing: 3}
+    assert absent not in client.list_topics(timeout=10).topics  # asking about it did not auto-create it

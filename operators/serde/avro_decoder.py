@@ -106,7 +106,7 @@ class BodyDecoder:
         ])
         self._framed_header = container_header(json.dumps(framed_schema, separators=(",", ":")), self._sync)
 
-    def decode(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+    def decode(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
         """Decode `bodies` (found at `positions` of the input)."""
         if not bodies:
             return DecodedBatch(self.names, [], [], columns={n: [] for n in self.names})
@@ -130,10 +130,10 @@ class BodyDecoder:
             frame, _ = self._read_block(chunk, framed=True)
             if frame is None or not (frame.get_column(self._frame_field) == expected).all():
                 return None
-            parts.append(self._from_frame(frame, list(range(start, start + len(chunk)))))
+            parts.append(self._from_frame(frame, range(start, start + len(chunk))))
         return concat_batches(self.names, *parts)
 
-    def _split_until_clean(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+    def _split_until_clean(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
         frame, panicked = self._read_block(bodies)
         if frame is not None:
             return self._from_frame(frame, positions)
@@ -164,7 +164,7 @@ class BodyDecoder:
             return None, False
         return frame, False
 
-    def _from_frame(self, frame: pl.DataFrame, positions: list[int]) -> DecodedBatch:
+    def _from_frame(self, frame: pl.DataFrame, positions: Sequence[int]) -> DecodedBatch:
         errors: list[DecodeError] = []
         if self.time is not None:
             col = pl.col(self.time.name)
@@ -177,7 +177,7 @@ class BodyDecoder:
                 frame = frame.with_columns(col.floordiv(self.time.divisor))
         return DecodedBatch(self.names, positions, errors, frame=frame[list(self.names)])
 
-    def _one_by_one(self, bodies: Sequence[bytes], positions: list[int]) -> DecodedBatch:
+    def _one_by_one(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
         names = self.names
         columns: dict[str, list[Any]] = {n: [] for n in names}
         index: list[int] = []
@@ -279,7 +279,7 @@ class AvroBatchDecoder:
     def _decode_plain(self, values: Sequence[bytes | None]) -> DecodedBatch:
         assert self._plain is not None
         if all(v is not None for v in values):
-            return self._plain.decode(values, list(range(len(values))))  # type: ignore[arg-type]
+            return self._plain.decode(values, range(len(values)))  # type: ignore[arg-type]
         errors = [(i, "null-value: the record has no value") for i, v in enumerate(values) if v is None]
         positions = [i for i, v in enumerate(values) if v is not None]
         part = self._plain.decode([values[i] for i in positions], positions)  # type: ignore[misc]
@@ -302,7 +302,7 @@ class AvroBatchDecoder:
         if heads and heads[0][:1] == b"\x00" and len(heads[0]) == CONFLUENT_HEADER and heads.count(heads[0]) == len(heads):
             found = self._writers.lookup(int.from_bytes(heads[0][1:], "big"))
             if not isinstance(found, str):
-                return found.decode([v[CONFLUENT_HEADER:] for v in values], list(range(len(values))))  # type: ignore[index]
+                return found.decode([v[CONFLUENT_HEADER:] for v in values], range(len(values)))  # type: ignore[index]
         return self._decode_mixed(values)
 
     def _decode_mixed(self, values: Sequence[bytes | None]) -> DecodedBatch:

@@ -26,6 +26,8 @@ class DecodedBatch:
 
     `index[i]` is the input position of good row i (ascending); every column
     has `len(index)` values. Event-time columns hold int epoch milliseconds.
+    When every record of a range decoded, `index` is that `range`: polars
+    makes a column of it without a Python int per row.
     """
 
     __slots__ = ("_columns", "_frame", "errors", "index", "names")
@@ -33,7 +35,7 @@ class DecodedBatch:
     def __init__(
         self,
         names: Sequence[str],
-        index: list[int],
+        index: Sequence[int],
         errors: list[DecodeError],
         *,
         columns: dict[str, list[Any]] | None = None,
@@ -106,10 +108,20 @@ def concat_batches(names: Sequence[str], *parts: DecodedBatch) -> DecodedBatch:
     """Join the results of consecutive ranges of one input (positions stay ascending)."""
     if len(parts) == 1:
         return parts[0]
-    index = [pos for p in parts for pos in p.index]
+    index = _joined_index([p.index for p in parts])
     errors = [e for p in parts for e in p.errors]
     if all(p._frame is not None for p in parts):  # all straight from polars: stay columnar
         frame = pl.concat([p._frame for p in parts], how="vertical_relaxed")  # type: ignore[misc]
         return DecodedBatch(names, index, errors, frame=frame)
     columns = {n: [v for p in parts if len(p) for v in p.columns[n]] for n in names}
     return DecodedBatch(names, index, errors, columns=columns)
+
+
+def _joined_index(indexes: Sequence[Sequence[int]]) -> Sequence[int]:
+    """Consecutive ranges stay one range; anything else becomes a list."""
+    ranges = [ix for ix in indexes if len(ix)]
+    if all(isinstance(ix, range) and ix.step == 1 for ix in ranges) and all(
+        a.stop == b.start for a, b in zip(ranges, ranges[1:])  # type: ignore[union-attr]
+    ):
+        return range(ranges[0].start, ranges[-1].stop) if ranges else range(0)  # type: ignore[union-attr]
+    return [pos for ix in indexes for pos in ix]

@@ -136,7 +136,7 @@ class JsonBatchDecoder:
         for get, int_range, nullable in self._range_checked:
             if not _within(list(map(get, records)), int_range, nullable):
                 return None
-        return DecodedBatch(self.columns, list(range(len(records))), [], columns={n: columns[n] for n in self.columns})
+        return DecodedBatch(self.columns, range(len(records)), [], columns={n: columns[n] for n in self.columns})
 
     def _decode_each(self, values: Sequence[bytes | None]) -> DecodedBatch:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError

@@ -80,7 +80,7 @@ columns = st.lists(st.sampled_from(FIELDS), min_size=1, max_size=4, unique=True)
 
 
 def same(a, b) -> bool:
-    return a.index == b.index and a.errors == b.errors and a.columns == b.columns
+    return list(a.index) == list(b.index) and a.errors == b.errors and a.columns == b.columns
 
 
 @settings(max_examples=600, deadline=None)

@@ -23,6 +23,7 @@ from operators.serde import (
     format_timestamp_ms,
     make_decoder,
 )
+from operators.serde.batch import DecodedBatch, concat_batches
 from tests.support.seed_schema import SEED_SCHEMA
 
 SEED_JSON = json.dumps(SEED_SCHEMA)
@@ -93,7 +94,7 @@ def test_round_trip_of_the_seed_schema(fmt):
         values = [orjson.dumps(r) for r in records]
     batch = make_decoder(stream(fmt)).decode(values)
     assert batch.errors == []
-    assert batch.index == list(range(300))
+    assert list(batch.index) == list(range(300))
     assert batch.rows() == records
     assert batch.frame.height == 300 and batch.frame.columns == FIELDS
 
@@ -133,7 +134,7 @@ def test_frame_and_columns_agree():
 def test_empty_batch():
     for fmt in ("avro-confluent", "avro", "json"):
         batch = make_decoder(stream(fmt), ["ts"]).decode([])
-        assert (batch.index, batch.errors, batch.columns) == ([], [], {"ts": []})
+        assert (list(batch.index), batch.errors, batch.columns) == ([], [], {"ts": []})
 
 
 def test_unknown_column_is_refused_when_the_decoder_is_made():
@@ -217,7 +218,7 @@ def test_all_corruptions_in_one_batch():
     for at, kind in positions.items():
         assert got[at].split(":")[0] in EXPECTED_CODES[kind], (kind, got[at])
     good_positions = [i for i in range(len(values)) if i not in positions]
-    assert batch.index == good_positions
+    assert list(batch.index) == good_positions
     assert batch.rows() == records
 
 
@@ -347,7 +348,7 @@ def test_optional_event_time_that_is_null_is_an_error():
     spec = stream("avro", avro_schema_json=json.dumps(schema))
     batch = make_decoder(spec).decode(encode_avro(json.dumps(schema), records))
     assert batch.errors == [(2, "null-value: ts")]
-    assert batch.index == [0, 1, 3, 4, 5]
+    assert list(batch.index) == [0, 1, 3, 4, 5]
 
 
 # --- schema registry -------------------------------------------------------------------------
@@ -367,7 +368,7 @@ def test_registry_gives_the_writer_schema_by_id_and_unknown_ids_are_errors():
     assert [i for i, _ in batch.errors] == [4]
     assert batch.errors[0][1].startswith("unknown-schema-id:")
     assert batch.rows() == records  # v2 records read with the stream's (reader) fields only
-    assert batch.index == [i for i in range(13) if i != 4]
+    assert list(batch.index) == [i for i in range(13) if i != 4]
 
 
 def test_registry_lookups_are_cached():
@@ -544,3 +545,14 @@ def test_an_unreachable_registry_is_an_infrastructure_error_not_bad_records():
     decoder = make_decoder(stream("avro-confluent"), registry=DownRegistry())
     with pytest.raises(SchemaRegistryUnavailable, match="id 7"):
         decoder.decode(framed(seed_records(3)))
+
+
+def test_consecutive_clean_ranges_stay_one_range_and_gaps_become_a_list():
+    def part(index):
+        return DecodedBatch(["x"], index, [], columns={"x": [0] * len(index)})
+
+    joined = concat_batches(["x"], part(range(0, 3)), part(range(3, 3)), part(range(3, 7)))
+    assert joined.index == range(0, 7)
+    gapped = concat_batches(["x"], part(range(0, 2)), part([3, 5]), part(range(6, 8)))
+    assert gapped.index == [0, 1, 3, 5, 6, 7]
+    assert concat_batches(["x"], part(range(0, 2)), part(range(3, 4))).index == [0, 1, 3]

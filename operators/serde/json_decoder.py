@@ -90,6 +90,8 @@ def _within(column: list[Any], int_range: tuple[int, int], nullable: bool) -> bo
 class JsonBatchDecoder:
     """Decodes JSON object values and validates them against the stream's schema."""
 
+    CHUNK = 1024  # values decoded before their fields are read out (see _decode_clean)
+
     def __init__(self, schema: RecordSchema, columns: Sequence[str], time_column: str | None) -> None:
         if schema.fields is None:
             raise ValueError("JSON values need a flat schema of primitive fields")
@@ -119,24 +121,34 @@ class JsonBatchDecoder:
         return fast if fast is not None else self._decode_each(values)
 
     def _decode_clean(self, values: Sequence[bytes | None]) -> DecodedBatch | None:
-        """The batch when every value is a valid record, else None."""
-        try:
-            records = list(map(self._struct_decode, values))  # type: ignore[arg-type]
-        except (msgspec.DecodeError, TypeError):  # TypeError: a null value
-            return None
+        """The batch when every value is a valid record, else None.
+
+        Decoded a chunk at a time: a chunk's structs are still in the CPU's
+        cache when their fields are read into the columns (a whole batch's
+        are not, and reading them back cost half as much as decoding)."""
+        decode = self._struct_decode
+        outputs = self._outputs
+        gathered: list[list[Any]] = [[] for _ in outputs]
+        range_checked = self._range_checked
+        for start in range(0, len(values), self.CHUNK):
+            try:
+                records = list(map(decode, values[start:start + self.CHUNK]))  # type: ignore[arg-type]
+            except (msgspec.DecodeError, TypeError):  # TypeError: a null value
+                return None
+            for column, (_, get, _, _) in zip(gathered, outputs):
+                column.extend(map(get, records))
+            for get, int_range, nullable in range_checked:
+                if not _within(list(map(get, records)), int_range, nullable):
+                    return None
         columns: dict[str, list[Any]] = {}
-        for name, get, int_range, nullable in self._outputs:
-            col = list(map(get, records))
+        for col, (name, _, int_range, nullable) in zip(gathered, outputs):
             if int_range is not None and not _within(col, int_range, nullable):
                 return None
             divisor = self._divisors.get(name)
             if divisor:
                 col = [v // divisor if v is not None else None for v in col]
             columns[name] = col
-        for get, int_range, nullable in self._range_checked:
-            if not _within(list(map(get, records)), int_range, nullable):
-                return None
-        return DecodedBatch(self.columns, range(len(records)), [], columns={n: columns[n] for n in self.columns})
+        return DecodedBatch(self.columns, range(len(values)), [], columns={n: columns[n] for n in self.columns})
 
     def _decode_each(self, values: Sequence[bytes | None]) -> DecodedBatch:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError

@@ -33,10 +33,10 @@ from config import ConfigError, load_pipeline
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql import SqlError, compile_query
 from config.sql.plan import Plan
+from operators.heap import settle_startup_heap
 from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
 from operators.kafka_source import KafkaBatchSource, StartupMode
-from operators.heap import settle_startup_heap
 from operators.logs import configure_logging
 from operators.rabbitmq_errors import RabbitMQConfigError
 from operators.late_fetch import LateRecordFetcher

@@ -4,12 +4,12 @@ A read batch holds tens of thousands of confluent-kafka message objects,
 which the collector tracks. They outlive the youngest generations while the
 batch is decoded, so they reach the oldest one, and every few batches a full
 collection walked every object the process had made at start (the imported
-polars, sqlglot, pydantic and Bytewax modules, the compiled plan): 0.9 s
-of collections in a 3.8 s replay of 2M records. Start-up objects live as long as the process, so they
-are moved out of the collector's sight once the dataflow is built, and the
-youngest generation is made larger than a read batch, so that a batch's
-messages are freed by reference counting before a collection walks them.
-Reference cycles made later are still collected.
+polars, sqlglot, pydantic and Bytewax modules, the compiled plan): 0.9 s of
+collections in a 3.8 s replay of 2M records. Start-up objects live as long
+as the process, so they are moved out of the collector's sight once the
+dataflow is built, and the youngest generation is made larger than a read
+batch, so that a batch's messages are freed by reference counting before a
+collection walks them. Reference cycles made later are still collected.
 """
 
 from __future__ import annotations

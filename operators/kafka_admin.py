@@ -40,7 +40,10 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, 
 
     The question is the cluster's description (its id and brokers), not the
     list of all topics: on a cluster of a thousand topics, listing them took
-    60 ms of every start, describing the cluster 4 ms. One client per
+    60 ms of every start, describing the cluster 4 ms. librdkafka asks it as
+    a metadata request naming no topic, so it needs no permission beyond
+    what listing topics needed, and it goes to a broker every time (no
+    cached answer hides a broker that went away). One client per
     cluster and settings is kept for the process, since start-up asks
     several times.
     """

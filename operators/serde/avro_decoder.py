@@ -150,9 +150,9 @@ class BodyDecoder:
         bodies still start with their Confluent header."""
         marker = self._marker_bytes
         head = self._framed_header if framed else self._header
-        parts = [head, zigzag_varint(len(bodies)), b"", *_interleave(bodies, marker), self.PADDING, self._sync]
-        try:
-            parts[2] = zigzag_varint(sum(map(len, parts[3:-1])))
+        try:  # (a None among the bodies fails len(): not this way either)
+            size = sum(map(len, bodies)) + len(bodies) * len(marker) + len(self.PADDING)
+            parts = [head, zigzag_varint(len(bodies)), zigzag_varint(size), *_interleave(bodies, marker), self.PADDING, self._sync]
             frame = pl.read_avro(io.BytesIO(b"".join(parts)))
         except (KeyboardInterrupt, SystemExit):
             raise

@@ -399,6 +399,11 @@ def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Link
 # --- engine settings -----------------------------------------------------------
 
 
+def _duration_or_off(text: str) -> int | None:
+    """A duration in milliseconds, or None for `off` (the guard or rule switched off)."""
+    return None if text.strip().lower() == "off" else parse_duration_ms(text)
+
+
 def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> EngineSettings:
     """From Processor `attributes` and Stream `options` (with or without `ddl.`); all must agree."""
     sources: list[tuple[Mapping[str, str], tuple[str, ...], LoadedResource]] = []
@@ -410,9 +415,9 @@ def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> E
 
     parsers: dict[str, Callable[[str], object]] = {
         "idle_timeout_ms": parse_duration_ms,
-        "max_future_skew_ms": lambda text: None if text.strip().lower() == "off" else parse_duration_ms(text),
+        "max_future_skew_ms": _duration_or_off,
         "quiet_advance": parse_boolean,
-        "max_watermark_drift_ms": lambda text: None if text.strip().lower() == "off" else parse_duration_ms(text),
+        "max_watermark_drift_ms": _duration_or_off,
     }
     values: dict[str, object] = {}
     for setting, keys in SETTING_KEYS.items():

@@ -25,13 +25,18 @@ class BrokerUnavailable(RuntimeError):
 
 CONSUMER_ONLY_PREFIXES = ("group.", "auto.", "enable.")  # a Stream's consumer settings an admin client has no use for
 
-_clients: dict[tuple[str, tuple[tuple[str, str], ...]], AdminClient] = {}
+_clients: dict[tuple[tuple[str, str], ...], AdminClient] = {}
+
+
+def admin_config(bootstrap: str, extra: Mapping[str, str] | None = None) -> dict[str, object]:
+    """An admin client's settings: a Stream's Kafka properties minus the consumer-only ones."""
+    config: dict[str, object] = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
+    config.update({k: v for k, v in (extra or {}).items() if not k.startswith(CONSUMER_ONLY_PREFIXES)})
+    return config
 
 
 def admin_client(bootstrap: str, extra: Mapping[str, str] | None = None) -> AdminClient:
-    config = {"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 2000, "log_level": 0}
-    config.update({k: v for k, v in (extra or {}).items() if not k.startswith(CONSUMER_ONLY_PREFIXES)})
-    return AdminClient(config)
+    return AdminClient(admin_config(bootstrap, extra))
 
 
 def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, str] | None = None) -> AdminClient:
@@ -47,10 +52,11 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, 
     cluster and settings is kept for the process, since start-up asks
     several times.
     """
-    key = (bootstrap, tuple(sorted((str(k), str(v)) for k, v in (extra or {}).items())))
+    config = admin_config(bootstrap, extra)
+    key = tuple(sorted((str(k), str(v)) for k, v in config.items()))  # settings an admin client ignores do not split it
     client = _clients.get(key)
     if client is None:  # (a client's truth value is its queue length: test for None)
-        client = admin_client(bootstrap, extra)
+        client = AdminClient(config)
     deadline = time.monotonic() + timeout_s
     attempt = 0
     while True:

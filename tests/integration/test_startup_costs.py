@@ -17,6 +17,7 @@ from tests.support.pipeline import REPO, seed_pipeline
 def test_one_admin_client_per_cluster_and_settings(kafka_bootstrap: str) -> None:
     first = wait_for_kafka(kafka_bootstrap, 10, {"group.id": "a"})
     assert wait_for_kafka(kafka_bootstrap, 10, {"group.id": "a"}) is first
+    assert wait_for_kafka(kafka_bootstrap, 10, {"group.id": "b"}) is first  # a consumer-only setting: the same admin client
     assert wait_for_kafka(kafka_bootstrap, 10, {"client.id": "other"}) is not first
 
 

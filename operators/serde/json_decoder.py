@@ -102,12 +102,12 @@ class JsonBatchDecoder:
         self._checks = [
             (f.name, optional[f.name], _converter(f), f.type, slot_of.get(f.name)) for f in schema.fields
         ]
-        self._divisors = {f.name: f.millis_divisor for f in schema.fields if f.type in INT_RANGES and (f.millis_divisor or 1) != 1}
         self._struct_decode = msgspec.json.Decoder(_record_struct(schema.fields, optional)).decode
-        # (name, attribute getter, int range or None, may be null) of each output column, and the
-        # int fields that are not output but must still be in range
+        # (name, attribute getter, int range or None, may be null, millis divisor) of each output
+        # column, and the int fields that are not output but must still be in range
         self._outputs = [
-            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name])
+            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name],
+             (f.millis_divisor or 1) if f.type in INT_RANGES else 1)
             for i, f in enumerate(schema.fields) if f.name in slot_of
         ]
         self._range_checked = [
@@ -135,17 +135,16 @@ class JsonBatchDecoder:
                 records = list(map(decode, values[start:start + self.CHUNK]))  # type: ignore[arg-type]
             except (msgspec.DecodeError, TypeError):  # TypeError: a null value
                 return None
-            for column, (_, get, _, _) in zip(gathered, outputs):
+            for column, (_, get, _, _, _) in zip(gathered, outputs):
                 column.extend(map(get, records))
             for get, int_range, nullable in range_checked:
                 if not _within(list(map(get, records)), int_range, nullable):
                     return None
         columns: dict[str, list[Any]] = {}
-        for col, (name, _, int_range, nullable) in zip(gathered, outputs):
+        for col, (name, _, int_range, nullable, divisor) in zip(gathered, outputs):
             if int_range is not None and not _within(col, int_range, nullable):
                 return None
-            divisor = self._divisors.get(name)
-            if divisor:
+            if divisor != 1:
                 col = [v // divisor if v is not None else None for v in col]
             columns[name] = col
         return DecodedBatch(self.columns, range(len(values)), [], columns={n: columns[n] for n in self.columns})

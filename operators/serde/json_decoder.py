@@ -133,7 +133,7 @@ class JsonBatchDecoder:
         for start in range(0, len(values), self.CHUNK):
             try:
                 records = list(map(decode, values[start:start + self.CHUNK]))  # type: ignore[arg-type]
-            except (msgspec.DecodeError, TypeError):  # TypeError: a null value
+            except (msgspec.DecodeError, TypeError, UnicodeDecodeError):  # a null value; bytes that are not UTF-8
                 return None
             for column, (_, get, _, _, _) in zip(gathered, outputs):
                 column.extend(map(get, records))

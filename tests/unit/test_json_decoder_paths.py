@@ -105,3 +105,11 @@ def test_clean_batches_take_the_fast_path(records, wanted):
     for name in wanted:  # microsecond timestamps come out as epoch millis
         expected = [r.get(name) // 1000 if name == "ts" else r.get(name) for r in records]
         assert fast.columns[name] == [float(v) if name == "ratio" else v for v in expected]
+
+
+def test_a_string_that_is_not_utf8_is_a_dead_letter_not_a_crash():
+    good = as_json({"ts": 1, "code": "c", "small": 1, "ratio": 1, "ok": False})
+    bad = good.replace(b'"code": "c"', b'"code": "\x80"')
+    batch = decoder(["code"]).decode([good, bad])
+    assert list(batch.index) == [0] and batch.columns == {"code": ["c"]}
+    assert [(pos, reason.split(":")[0]) for pos, reason in batch.errors] == [(1, "json-decode-error")]

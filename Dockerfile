@@ -17,8 +17,19 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
+# The JSON decoder's native path is Rust (native/): cargo from the official
+# Rust image, a C linker from Debian. Neither reaches the runtime stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=rust:1.95.0-slim-bookworm /usr/local/cargo /usr/local/cargo
+COPY --from=rust:1.95.0-slim-bookworm /usr/local/rustup /usr/local/rustup
+ENV CARGO_HOME=/usr/local/cargo \
+    RUSTUP_HOME=/usr/local/rustup
+
 RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+ENV PATH=/opt/venv/bin:/usr/local/cargo/bin:$PATH
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -27,7 +38,9 @@ COPY config ./config
 COPY dataflows ./dataflows
 COPY operators ./operators
 COPY udf ./udf
+COPY native ./native
 RUN pip install --no-cache-dir . \
+    && python -P -c "import operators.serde._json_columns" \
     && python -m pip uninstall --yes setuptools pip
 
 

@@ -12,9 +12,16 @@ STAMP  := $(VENV)/.installed-stamp
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# rustup's cargo, where a shell that did not read ~/.profile would miss it
+export PATH := $(if $(wildcard $(HOME)/.cargo/bin/cargo),$(HOME)/.cargo/bin:)$(PATH)
+NATIVE := native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+
+# pip builds native/ (the JSON decoder's Rust path) with cargo; without
+# cargo the package still installs, and decodes JSON more slowly.
+$(STAMP): pyproject.toml $(NATIVE)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@command -v cargo >/dev/null || echo "warning: cargo not found: native/ is not built (install Rust with rustup)" >&2
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 

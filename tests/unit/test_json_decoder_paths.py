@@ -107,9 +107,82 @@ def test_clean_batches_take_the_fast_path(records, wanted):
         assert fast.columns[name] == [float(v) if name == "ratio" else v for v in expected]
 
 
+# The native decoder (Rust, `native/`) comes first. It may refuse a batch the
+# msgspec path takes (the batch then goes that way), but what it takes, it
+# must take with exactly the msgspec path's rows: no bad record gets past it.
+
+def test_the_native_decoder_is_built():
+    from operators.serde import json_decoder
+
+    assert json_decoder.NativeJsonDecoder is not None, "install with a Rust toolchain (cargo) to build native/"
+    assert decoder(["ts"])._native is not None
+
+
 def test_a_string_that_is_not_utf8_is_a_dead_letter_not_a_crash():
     good = as_json({"ts": 1, "code": "c", "small": 1, "ratio": 1, "ok": False})
     bad = good.replace(b'"code": "c"', b'"code": "\x80"')
     batch = decoder(["code"]).decode([good, bad])
     assert list(batch.index) == [0] and batch.columns == {"code": ["c"]}
     assert [(pos, reason.split(":")[0]) for pos, reason in batch.errors] == [(1, "json-decode-error")]
+
+
+def mutated(value: bytes, position: int, byte: int) -> bytes:
+    """One byte of a JSON text replaced: breaks syntax, escapes, UTF-8 or a number."""
+    if not value:
+        return value
+    position %= len(value)
+    return value[:position] + bytes([byte]) + value[position + 1:]
+
+
+unicode_text = st.text(alphabet=st.characters(codec=None), max_size=6)  # lone surrogates too
+raw_unicode = st.builds(  # strings written without ASCII escapes, and with them
+    lambda r, s, ascii_only: json.dumps(changed(r, "code", s), ensure_ascii=ascii_only).encode("utf-8", "surrogatepass"),
+    good_record, unicode_text, st.booleans(),
+)
+native_values = st.one_of(
+    raw_values, raw_unicode,
+    st.builds(mutated, good_record.map(as_json), st.integers(0, 400), st.integers(0, 255)),
+    st.builds(mutated, raw_unicode, st.integers(0, 400), st.sampled_from(b'"\\u0{}[],:.-+eE \x00\x80\xc3\xff')),
+    good_record.map(lambda r: b" \n" + as_json(r) + b"\t "),  # whitespace around the object
+    good_record.map(lambda r: as_json(r).replace(b'"ts"', b'"t\\u0073"', 1)),  # an escaped key
+)
+
+
+def native(dec, values):
+    return dec._decode_native(values)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(native_values, max_size=3), columns)
+def test_native_path_takes_only_what_the_msgspec_path_takes(values, wanted):
+    dec = decoder(wanted)
+    taken = native(dec, values)
+    clean = dec._decode_clean(values)
+    if taken is not None:
+        assert clean is not None, "the native decoder took a batch the msgspec path refuses"
+        assert same(taken, clean)
+        assert same(taken, dec._decode_each(values))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(good_record, min_size=1, max_size=20), columns)
+def test_clean_batches_take_the_native_path(records, wanted):
+    dec = decoder(wanted)
+    taken = native(dec, [as_json(r) for r in records])
+    assert taken is not None
+    assert same(taken, dec._decode_clean([as_json(r) for r in records]))
+
+
+def test_native_columns_are_typed_even_when_all_null():
+    dec = decoder(["ts", "big", "level", "ok", "blob"])
+    values = [as_json({"ts": 5_000, "code": "c", "small": 1, "ratio": 1, "ok": True})]
+    frame = native(dec, values).frame
+    assert frame.columns == ["ts", "big", "level", "ok", "blob"]
+    assert [str(t) for t in frame.dtypes] == ["Int64", "Int64", "Float64", "Boolean", "String"]
+    assert frame.row(0) == (5, None, None, True, None)
+
+
+def test_native_path_takes_any_sequence():
+    dec = decoder(["code"])
+    value = as_json({"ts": 1, "code": "c", "small": 1, "ratio": 1, "ok": False})
+    assert native(dec, (value, value)).columns == {"code": ["c", "c"]}

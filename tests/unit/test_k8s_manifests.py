@@ -535,6 +535,16 @@ def test_dockerfile_installs_the_package_from_pyproject_in_the_build_stage() -> 
     assert "pyproject.toml" in copied
     for package in _pyproject_packages():
         assert re.search(rf"\b{package}\b", copied), f"package {package} is not copied into the build"
+    for module in _pyproject_rust_modules():  # built from native/ sources; the build proves it importable
+        assert re.search(r"\bnative\b", copied), "native/ is not copied into the build"
+        assert f'python -P -c "import {module}"' in runs, f"the build stage does not check that {module} was built"
+
+
+def _pyproject_rust_modules() -> list[str]:
+    import tomllib
+
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]
+    return [ext["target"] for ext in tool.get("setuptools-rust", {}).get("ext-modules", [])]
 
 
 def _pyproject_packages() -> list[str]:

@@ -186,3 +186,20 @@ def test_native_path_takes_any_sequence():
     dec = decoder(["code"])
     value = as_json({"ts": 1, "code": "c", "small": 1, "ratio": 1, "ok": False})
     assert native(dec, (value, value)).columns == {"code": ["c", "c"]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdefghij_-", min_size=1, max_size=20), st.data())
+def test_native_keys_match_by_every_byte(name, data):
+    """A key one byte away from a field's name is another key (the native
+    decoder compares keys eight bytes at a time, then the tail)."""
+    schema = {"type": "record", "name": "K", "fields": [{"name": "ts", "type": "long"}, {"name": name, "type": "string"}]}
+    spec = StreamSpec(name="s", topic="t", protocol="kafka", servers="", value_format="json",
+                      avro_schema_json=json.dumps(schema), time_attribute=TimeAttribute("ts", 3000))
+    dec = make_decoder(spec, ["ts", name])
+    at = data.draw(st.integers(0, len(name) - 1))
+    other = name[:at] + data.draw(st.sampled_from([c for c in "abcdefghij_-Z" if c != name[at]])) + name[at + 1:]
+    records = [{"ts": 1, name: "x"}, {"ts": 2, other: "y", name: "z"}, {other: "w", "ts": 3, name: "v"}]
+    taken = native(dec, [as_json(r) for r in records])
+    assert taken is not None and taken.columns == {"ts": [1, 2, 3], name: ["x", "z", "v"]}
+    assert native(dec, [as_json({"ts": 4, other: "y"})]) is None  # the field itself is missing

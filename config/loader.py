@@ -21,6 +21,9 @@ from config.resources import INPUT_FORM_TAGS, RESOURCE_KINDS, ClusterStream, Pro
 
 FieldPath = Sequence[str | int]
 
+FAST_LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser when PyYAML is built with it (several times faster), else the pure-Python one."""
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -107,10 +110,24 @@ def parse_resources(text: str, file: str) -> list[LoadedResource]:
 
 def _documents(text: str, file: str) -> list[tuple[int, yaml.Node, Any]]:
     """(1-based index, node, value) of each non-empty document; a syntax error stops the file."""
-    loader = yaml.SafeLoader(text)
+    if FAST_LOADER is yaml.SafeLoader:
+        return _parse(text, file, yaml.SafeLoader)
+    try:
+        return _parse(text, file, FAST_LOADER)
+    except ConfigError:
+        # libyaml's messages leave out what is wrong (the character, alias or
+        # escape): the pure-Python parser reads the file again to say it.
+        return _parse(text, file, yaml.SafeLoader)
+
+
+def _parse(
+    text: str, file: str, loader_class: type[yaml.SafeLoader | yaml.CSafeLoader]
+) -> list[tuple[int, yaml.Node, Any]]:
     documents: list[tuple[int, yaml.Node, Any]] = []
     index = 0
+    loader = None
     try:
+        loader = loader_class(text)  # the pure-Python reader refuses control characters here
         while loader.check_node():
             index += 1
             node = loader.get_node()
@@ -127,7 +144,8 @@ def _documents(text: str, file: str) -> list[tuple[int, yaml.Node, Any]]:
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, f"YAML error: {exc}", document=index or 1)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents
 
 

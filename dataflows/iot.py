@@ -20,6 +20,13 @@ broker at start), `IOT_BATCH_SIZE` (records per read at most, default 20000; a l
 
 from __future__ import annotations
 
+import gc
+
+# No cyclic collections while start-up imports and builds: they would only
+# walk objects that live as long as the process. settle_startup_heap() turns
+# the collector back on (and _settled_flow() does when the build fails).
+gc.disable()
+
 import logging
 import os
 import sys
@@ -191,5 +198,16 @@ def flow_from_env(env: Mapping[str, str] | None = None) -> Dataflow:
         raise SystemExit(2) from None
 
 
-flow = flow_from_env()
-settle_startup_heap()
+def _settled_flow() -> Dataflow:
+    """The dataflow, then the start-up heap settled. A failed build re-enables
+    the collector: a process that imported this module goes on (a test)."""
+    try:
+        built = flow_from_env()
+    except BaseException:
+        gc.enable()
+        raise
+    settle_startup_heap()
+    return built
+
+
+flow = _settled_flow()

@@ -10,6 +10,10 @@ as the process, so they are moved out of the collector's sight once the
 dataflow is built, and the youngest generation is made larger than a read
 batch, so that a batch's messages are freed by reference counting before a
 collection walks them. Reference cycles made later are still collected.
+
+The dataflow module turns the collector off before its imports: collections
+during start-up only walk objects that will live as long as the process
+(tens of ms of every start), and settling the heap turns it back on.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ generation: more than one read batch (20,000 records by default) makes."""
 
 
 def settle_startup_heap(young_threshold: int = YOUNG_GENERATION_THRESHOLD) -> None:
-    """Freeze the start-up heap and raise the youngest generation's threshold
-    (the older two keep theirs). No collection first: it would take ~35 ms of
-    every start to free the few dozen objects of start-up's own cycles."""
+    """Freeze the start-up heap, raise the youngest generation's threshold
+    (the older two keep theirs) and enable the collector, which start-up may
+    have turned off. No collection first: it would take ~35 ms of every start
+    to free the few dozen objects of start-up's own cycles."""
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(max(young_threshold, 1), older, oldest)
+    gc.enable()

@@ -3,14 +3,42 @@
 They are registered in prometheus_client's default registry, which Bytewax
 serves on its API port (`BYTEWAX_DATAFLOW_API_ENABLED=true`, port 3030) next
 to its own metrics. Every series carries the processor's name.
+
+Without that variable nothing can read them, so they are do-nothing
+stand-ins: prometheus_client is not imported (a start-up cost) and updates
+cost nothing.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Mapping
 
-from prometheus_client import Counter, Gauge
+SERVED = "BYTEWAX_DATAFLOW_API_ENABLED" in os.environ
+"""Whether Bytewax serves /metrics: it checks that the variable is set, whatever its value."""
+
+
+class Unserved:
+    """A Counter or Gauge that nobody can read: every update is dropped."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] | list[str] = ()) -> None:
+        self.name = name
+
+    def labels(self, *labelvalues: str, **labelkwargs: str) -> Unserved:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+
+if SERVED:
+    from prometheus_client import Counter, Gauge
+else:
+    Counter = Gauge = Unserved  # type: ignore[assignment,misc]
 
 RECORDS = {
     "records_in": Counter("iot_records_in", "Input records read", ["processor"]),

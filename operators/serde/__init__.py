@@ -25,7 +25,6 @@ from operators.serde.encoders import (
     encode_json_key,
     encode_json_value,
 )
-from operators.serde.json_decoder import JsonBatchDecoder
 from operators.serde.registry import (
     SCHEMA_ID_OPTION,
     SchemaRegistryUnavailable,
@@ -94,6 +93,9 @@ def make_decoder(
         time_column = ta.column
 
     if stream.value_format == "json":
+        # msgspec and the native decoder load only for JSON streams
+        from operators.serde.json_decoder import JsonBatchDecoder
+
         return JsonBatchDecoder(schema, names, time_column)
     if stream.value_format not in ("avro", "avro-confluent"):
         raise ValueError(f"no batch decoder for value format {stream.value_format!r}")

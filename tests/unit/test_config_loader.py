@@ -6,6 +6,7 @@ from pathlib import Path
 from textwrap import dedent, indent
 
 import pytest
+import yaml
 
 from config.errors import ConfigError
 from config.loader import load_resources, parse_resources
@@ -283,3 +284,39 @@ def test_error_string_has_one_line_per_problem():
     lines = str(caught.value).splitlines()
     assert len(lines) == len(caught.value.problems) == 2
     assert all(line.startswith("x.yaml, document 1 (line ") for line in lines)
+
+
+# --- which parser reads the file ---------------------------------------------------------
+
+
+class RefusedLoader:
+    def __init__(self, text: str) -> None:
+        raise AssertionError("the pure-Python parser read a file that libyaml could read")
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML is built without libyaml")
+def test_libyaml_reads_a_good_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml, "SafeLoader", RefusedLoader)
+    (item,) = parse_resources(GOOD_STREAM, "x.yaml")
+    assert item.name == "in-stream"
+    assert item.origin.line == 1 and item.origin.line_of(["spec", "protocol"]) == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("a: *x\n", "YAML syntax error: found undefined alias 'x' (column 4)", 1),
+        ('a: "\\q"\n', ("YAML syntax error: while scanning a double-quoted scalar, "
+                        "found unknown escape character 'q' (column 6)"), 1),
+        ("a:\n\t- b\n", ("YAML syntax error: while scanning for the next token, "
+                        "found character '\\t' that cannot start any token (column 1)"), 2),
+    ],
+)
+def test_a_syntax_error_names_what_is_wrong(text: str, message: str, line: int) -> None:
+    (problem,) = problems_of(text)
+    assert (problem.message, problem.document, problem.line) == (message, 1, line)
+
+
+def test_a_control_character_is_a_problem_not_a_traceback() -> None:
+    (problem,) = problems_of(GOOD_STREAM + "  name2: \x07\n")
+    assert problem.message.startswith("YAML error: unacceptable character #x0007")

@@ -47,3 +47,12 @@ def test_a_cycle_made_later_is_still_collected_without_asking(restored_gc: None)
     keep = [Node() for _ in range(5_000)]  # more tracked allocations than the threshold
     assert gone() is None
     assert len(keep) == 5_000
+
+
+def test_a_collector_turned_off_for_start_up_is_turned_back_on(restored_gc: None) -> None:
+    gc.disable()
+    try:
+        settle_startup_heap()
+        assert gc.isenabled()
+    finally:
+        gc.enable()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import fastavro
@@ -24,6 +26,7 @@ from operators.serde import (
     make_decoder,
 )
 from operators.serde.batch import DecodedBatch, concat_batches
+from tests.support.pipeline import REPO
 from tests.support.seed_schema import SEED_SCHEMA
 
 SEED_JSON = json.dumps(SEED_SCHEMA)
@@ -556,3 +559,21 @@ def test_consecutive_clean_ranges_stay_one_range_and_gaps_become_a_list():
     gapped = concat_batches(["x"], part(range(0, 2)), part([3, 5]), part(range(6, 8)))
     assert gapped.index == [0, 1, 3, 5, 6, 7]
     assert concat_batches(["x"], part(range(0, 2)), part(range(3, 4))).index == [0, 1, 3]
+
+
+def test_an_avro_decoder_leaves_the_json_decoder_unloaded() -> None:
+    """msgspec and the JSON decoder are a start-up cost that an Avro pipeline need not pay."""
+    probe = (
+        "import sys\n"
+        "from config.pipeline import StreamSpec\n"
+        "from operators.serde import make_decoder\n"
+        "def stream(fmt):\n"
+        "    return StreamSpec(name='s', topic='t', protocol='kafka', servers='k:9092', value_format=fmt,\n"
+        "                      avro_schema_json=sys.argv[1])\n"
+        "for fmt in ('avro', 'avro-confluent'): make_decoder(stream(fmt))\n"
+        "print(sorted(m for m in ('msgspec', 'operators.serde.json_decoder') if m in sys.modules))\n"
+        "print(type(make_decoder(stream('json'))).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, SEED_JSON], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "JsonBatchDecoder"]

@@ -40,7 +40,7 @@ COPY operators ./operators
 COPY udf ./udf
 COPY native ./native
 RUN pip install --no-cache-dir . \
-    && python -P -c "import operators.serde._json_columns" \
+    && python -P -c "import operators._native" \
     && python -m pip uninstall --yes setuptools pip
 
 

@@ -22,7 +22,8 @@ from bytewax.dataflow import Dataflow, Stream
 from config.pipeline import Pipeline, StreamSpec, UdfProcessor
 from operators.kafka_admin import ensure_topics, wait_for_kafka
 from operators.kafka_sink import KafkaOutSink
-from operators.kafka_source import KafkaBatchSource, StartupMode, raw_record
+from operators.kafka_readers import raw_records
+from operators.kafka_source import KafkaBatchSource, StartupMode
 from operators.rabbitmq import RabbitMQSink, RabbitPublisher
 from operators.records import RawRecord
 from operators.udf import HeaderBuilder, UdfClient, UdfSettings
@@ -34,8 +35,8 @@ log = logging.getLogger(__name__)
 class RecordsAsRead:
     """Per-partition handler of the Kafka source: every record, unchanged."""
 
-    def handle(self, messages: list[Any], end_of_input: bool) -> list[RawRecord]:
-        return [raw_record(m) for m in messages]
+    def handle(self, records: Any, end_of_input: bool) -> list[RawRecord]:
+        return raw_records(records)
 
     def snapshot(self) -> None:
         return None

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from operators.alignment import EventTimeAlignment
 from operators.kafka_admin import partition_counts, wait_for_kafka
-from operators.records import RawRecord
+from operators.kafka_readers import ConfluentReader, NativeReader, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class RetryLater(Exception):
 
 
 class BatchHandler(Protocol[X]):
-    """Per-partition processing: records in, one item out (or None)."""
+    """Per-partition processing: records in, one item out (or None). The
+    records are a read's, as `operators.kafka_readers` describes them."""
 
     def handle(self, messages: list[Any], end_of_input: bool) -> Iterable[X]: ...
 
@@ -60,19 +61,13 @@ class StartupMode:
     timestamp_ms: int | None = None
 
 
-def raw_record(msg: Any) -> RawRecord:
-    """A confluent-kafka message as a plain, picklable record."""
-    ts_type, ts = msg.timestamp()
-    return RawRecord(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), ts if ts_type else None)
-
-
 class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X]):
     """Reads one partition; hands every batch to its handler."""
 
-    def __init__(self, consumer: Consumer, topic: str, partition: int, start: int, end: int | None,
+    def __init__(self, reader: ConfluentReader | NativeReader, topic: str, partition: int, start: int, end: int | None,
                  handler: BatchHandler[X], batch_size: int, poll_timeout_s: float, tick_s: float,
                  alignment: EventTimeAlignment | None = None):
-        self.consumer = consumer
+        self.reader = reader
         self.topic = topic
         self.partition = partition
         self.next_offset = start
@@ -90,7 +85,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.alignment = alignment
         if alignment is not None:
             alignment.join(partition)
-        consumer.assign([TopicPartition(topic, partition, start)])
+        reader.assign(start)
 
     def next_batch(self) -> list[X]:
         if self.finished:
@@ -101,28 +96,25 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         if self.alignment is not None and not self.alignment.may_read(self.partition):
             self.awake = datetime.now(timezone.utc) + self.idle_poll  # ahead in event time: let the others catch up
             return []
-        messages = self.consumer.consume(self.batch_size, timeout=self.poll_timeout_s)
+        read = self.reader.read(self.batch_size, self.poll_timeout_s)
         # Nothing queued: let the worker run other steps and come back soon,
         # instead of blocking it in librdkafka (latency of every partition).
-        self.awake = None if messages else datetime.now(timezone.utc) + self.idle_poll
-        good = [m for m in messages if m.error() is None]
-        if len(good) != len(messages):
-            for msg in messages:
-                err = msg.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, err)
-        next_offset = good[-1].offset() + 1 if good else self.next_offset
+        self.awake = None if read.count or read.errors else datetime.now(timezone.utc) + self.idle_poll
+        for code, _, text in read.errors:
+            if code != KafkaError._PARTITION_EOF:
+                log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, text)
+        next_offset = read.next_offset if read.next_offset is not None else self.next_offset
         at_end = self.end is not None and next_offset >= self.end
         now = time.monotonic()
-        if not good and not at_end and now - self.last_emit < self.tick_s:
+        if not read.count and not at_end and now - self.last_emit < self.tick_s:
             return []
         try:
-            out = list(self.handler.handle(good, at_end))
+            out = list(self.handler.handle(read.records, at_end))
         except RetryLater as exc:
             if now - self.last_retry_log > 10:
                 log.warning("%s/%s: %s; retrying", self.topic, self.partition, exc)
                 self.last_retry_log = now
-            self.consumer.seek(TopicPartition(self.topic, self.partition, self.next_offset))
+            self.reader.seek(self.next_offset)
             self.awake = datetime.now(timezone.utc) + self.retry_after
             return []
         self.next_offset = next_offset
@@ -131,7 +123,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
             self._finish()
         elif self.alignment is not None:  # its source made it for WatermarkedHandlers only
             watermark = cast(WatermarkedHandler[X], self.handler).watermark()
-            self.alignment.report(self.partition, watermark, self._has_backlog(len(messages)))
+            self.alignment.report(self.partition, watermark, self._has_backlog(read.count))
         return out
 
     def _has_backlog(self, just_read: int) -> bool:
@@ -139,7 +131,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         partitions never hold a replay back)."""
         if self.end is not None:
             return self.next_offset < self.end
-        _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, self.partition), cached=True)
+        high = self.reader.cached_high_watermark()
         return high > self.next_offset if high >= 0 else just_read >= self.batch_size
 
     def _finish(self) -> None:
@@ -156,7 +148,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
     def close(self) -> None:
         if self.alignment is not None:
             self.alignment.leave(self.partition)
-        self.consumer.close()
+        self.reader.close()
 
 
 class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
@@ -227,28 +219,38 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
             **self.consumer_config,
             "bootstrap.servers": self.bootstrap,
         }
-        consumer = Consumer(config)
-        low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, part), timeout=self.connect_timeout_s, cached=False)
+        reader = open_reader(config, self.topic, part)
+        low, high = reader.watermarks(self.connect_timeout_s)
         if resume_state is not None:
             start, handler_state = resume_state
         else:
-            start, handler_state = self._start_offset(consumer, part, low, high), None
+            start, handler_state = self._start_offset(config, part, low, high), None
         all_parts = tuple(f"{self.topic}/{p}" for p in range(self._partitions()))
         handler = self.make_handler(self.topic, part, all_parts, handler_state)
         end = high if self.bounded else None
-        return KafkaBatchPartition(consumer, self.topic, part, start, end, handler, self.batch_size, self.poll_timeout_s,
+        return KafkaBatchPartition(reader, self.topic, part, start, end, handler, self.batch_size, self.poll_timeout_s,
                                    self.tick_s, self.alignment)
 
-    def _start_offset(self, consumer: Consumer, part: int, low: int, high: int) -> int:
+    def _start_offset(self, config: dict[str, str], part: int, low: int, high: int) -> int:
         mode = self.startup.mode
         if mode == "latest-offset":
             return high
         if mode == "timestamp" and self.startup.timestamp_ms is not None:
-            found = consumer.offsets_for_times([TopicPartition(self.topic, part, self.startup.timestamp_ms)], timeout=10)
+            found = _ask(config, lambda c: c.offsets_for_times([TopicPartition(self.topic, part, self.startup.timestamp_ms)], timeout=10))
             return found[0].offset if found[0].offset >= 0 else high
         if mode == "group-offsets":
-            committed = consumer.committed([TopicPartition(self.topic, part)], timeout=10)
+            committed = _ask(config, lambda c: c.committed([TopicPartition(self.topic, part)], timeout=10))
             if committed and committed[0].offset >= 0:
                 return committed[0].offset
         return low
+
+
+def _ask(config: dict[str, str], question: Callable[[Consumer], Any]) -> Any:
+    """A question only confluent-kafka's consumer answers (offsets for a time,
+    the group's committed offsets), asked once at start."""
+    consumer = Consumer(config)
+    try:
+        return question(consumer)
+    finally:
+        consumer.close()
 

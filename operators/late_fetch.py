@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from confluent_kafka import Consumer, TopicPartition
 
-from operators.kafka_source import raw_record
+from operators.kafka_readers import raw_record
 from operators.records import KafkaOut, LateRecord, RawRecord
 from operators.serde import format_timestamp_ms
 

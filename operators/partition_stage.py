@@ -36,7 +36,7 @@ class ReadBatch:
     """Records read from one partition in one go: their values and offsets,
     and a way to materialise any of them unchanged (only dead letters are)."""
 
-    values: list[bytes | None]
+    values: Sequence[bytes | None]  # a list, or NativeValues over a native read
     raw: Callable[[int], RawRecord]
     first_offset: int = 0
     offsets: list[int] | None = None  # None: contiguous from first_offset

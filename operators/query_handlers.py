@@ -12,15 +12,26 @@ from typing import Any, Sequence
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from operators.kafka_source import RetryLater, raw_record
+from operators.kafka_readers import is_native, raw_record, record_at
+from operators.kafka_source import RetryLater
 from operators.partition_stage import NO_WATERMARK, PartitionStage, ReadBatch, dead_letter
 from operators.records import KafkaOut, PartitionBatch, WindowResult
 from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
+from operators.serde.batch import NativeValues
 from operators.window_engine import result_row
 
 
-def read_batch(messages: Sequence[Any]) -> ReadBatch:
-    """confluent-kafka messages as a ReadBatch, materialising records lazily."""
+def read_batch(records: Any) -> ReadBatch:
+    """A read's records as a ReadBatch, materialising records lazily."""
+    if is_native(records):
+        return ReadBatch(
+            NativeValues(records),
+            lambda i: record_at(records, i),
+            records.first_offset or 0,
+            None if records.contiguous() else records.offsets(),
+            records.timestamps,
+        )
+    messages: Sequence[Any] = records
     first = messages[0].offset() if messages else 0
     contiguous = not messages or messages[-1].offset() - first == len(messages) - 1
     return ReadBatch(
@@ -39,9 +50,9 @@ class WindowedHandler:
                  source: str, partitions: tuple[str, ...], dlq_topic: str, state: Any):
         self.stage = PartitionStage(plan, stream, settings, decoder, source, partitions, dlq_topic, state)
 
-    def handle(self, messages: list[Any], end_of_input: bool) -> list[tuple[PartitionBatch, list[KafkaOut]]]:
+    def handle(self, records: Any, end_of_input: bool) -> list[tuple[PartitionBatch, list[KafkaOut]]]:
         try:
-            return [self.stage.process(read_batch(messages), end_of_input)]
+            return [self.stage.process(read_batch(records), end_of_input)]
         except SchemaRegistryUnavailable as exc:
             raise RetryLater(str(exc)) from None
 
@@ -86,8 +97,8 @@ class StatelessHandler:
         self.dlq_topic = dlq_topic
         self.predicate = plan.predicate.polars() if plan.predicate else None
 
-    def handle(self, messages: list[Any], end_of_input: bool) -> list[KafkaOut]:
-        batch = read_batch(messages)
+    def handle(self, records: Any, end_of_input: bool) -> list[KafkaOut]:
+        batch = read_batch(records)
         try:
             decoded = self.decoder.decode(batch.values)
         except SchemaRegistryUnavailable as exc:

@@ -1,5 +1,6 @@
-//! Schema-checked decoding of a batch of JSON values straight into Arrow
-//! columns, for `operators.serde.json_decoder`.
+//! The package's native parts: Kafka partitions read in batches into Rust
+//! buffers (`kafka`), and JSON values decoded from them straight into Arrow
+//! columns for `operators.serde.json_decoder`.
 //!
 //! The Python decoder's fast path builds a Python object per field of every
 //! record and then a polars column from those objects; here a batch is
@@ -11,6 +12,7 @@
 
 mod columns;
 mod fields;
+mod kafka;
 mod record;
 
 use arrow_array::ArrayRef;
@@ -22,9 +24,10 @@ use pyo3::types::{PyBytes, PyCapsule, PyList};
 
 use crate::columns::ColumnBuilder;
 use crate::fields::{Field, FieldIndex, Kind};
+use crate::kafka::{MessageBatch, PartitionReader};
 
 /// Decodes batches of JSON object values against one schema.
-#[pyclass(module = "operators.serde._json_columns", frozen)]
+#[pyclass(module = "operators._native", frozen)]
 struct JsonColumnDecoder {
     index: FieldIndex,
     /// The kind of each output column, in column order.
@@ -61,25 +64,36 @@ impl JsonColumnDecoder {
     /// The output columns of `values` (a list of bytes), or None when any value is refused.
     fn decode(&self, values: &Bound<'_, PyAny>) -> PyResult<Option<Vec<ArrowColumn>>> {
         let list = values.cast::<PyList>().map_err(|_| PyTypeError::new_err("values must be a list"))?;
-        let rows = list.len();
+        let mut items = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            items.push(item.cast_into::<PyBytes>().ok()); // not bytes (a null value): refused below
+        }
+        Ok(self.columns(items.iter().map(|b| b.as_ref().map(|b| b.as_bytes()))))
+    }
+
+    /// The output columns of the values of a `MessageBatch`, read in place, or None when any is refused.
+    fn decode_batch(&self, py: Python<'_>, batch: &Bound<'_, MessageBatch>) -> Option<Vec<ArrowColumn>> {
+        let batch = batch.get();
+        py.detach(|| self.columns((0..batch.len()).map(|i| batch.value(i))))
+    }
+}
+
+impl JsonColumnDecoder {
+    fn columns<'v>(&self, values: impl ExactSizeIterator<Item = Option<&'v [u8]>>) -> Option<Vec<ArrowColumn>> {
+        let rows = values.len();
         let mut columns: Vec<ColumnBuilder> = self.column_kinds.iter().map(|k| ColumnBuilder::with_capacity(*k, rows)).collect();
         let mut state = record::RecordState::new(self.index.fields.len());
-        for item in list.iter() {
-            let Ok(bytes) = item.cast::<PyBytes>() else {
-                return Ok(None); // a null value (or not bytes): the record-by-record path reports it
-            };
-            if record::append(bytes.as_bytes(), &self.index, &mut state, &mut columns).is_err() {
-                return Ok(None);
-            }
+        for value in values {
+            record::append(value?, &self.index, &mut state, &mut columns).ok()?;
         }
         let arrays: Vec<ArrayRef> = columns.iter_mut().map(ColumnBuilder::finish).collect();
         debug_assert!(arrays.is_empty() || columns::rows(&arrays) == rows);
-        Ok(Some(arrays.into_iter().map(|array| ArrowColumn { array }).collect()))
+        Some(arrays.into_iter().map(|array| ArrowColumn { array }).collect())
     }
 }
 
 /// One decoded column, handed to polars (or any Arrow consumer) without copying.
-#[pyclass(module = "operators.serde._json_columns", frozen)]
+#[pyclass(module = "operators._native", frozen)]
 struct ArrowColumn {
     array: ArrayRef,
 }
@@ -109,8 +123,10 @@ impl ArrowColumn {
 }
 
 #[pymodule]
-fn _json_columns(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JsonColumnDecoder>()?;
     m.add_class::<ArrowColumn>()?;
+    m.add_class::<PartitionReader>()?;
+    m.add_class::<MessageBatch>()?;
     Ok(())
 }

@@ -13,8 +13,8 @@ reads: `frame` for vectorised filtering, `columns` for a per-row loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, overload
 
 import polars as pl
 
@@ -125,3 +125,35 @@ def _joined_index(indexes: Sequence[Sequence[int]]) -> Sequence[int]:
     ):
         return range(ranges[0].start, ranges[-1].stop) if ranges else range(0)  # type: ignore[union-attr]
     return [pos for ix in indexes for pos in ix]
+
+
+class NativeValues(Sequence[bytes | None]):
+    """The values of a native reader's MessageBatch (`operators._native`) as
+    a sequence of bytes, made on first use: a decoder with a native path
+    reads `batch` in place and never makes them."""
+
+    __slots__ = ("_list", "batch")
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+        self._list: list[bytes | None] | None = None
+
+    def as_list(self) -> list[bytes | None]:
+        if self._list is None:
+            self._list = self.batch.values()
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes | None: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes | None]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        return self.as_list()[i]
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        return iter(self.as_list())

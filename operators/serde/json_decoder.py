@@ -31,10 +31,10 @@ import orjson
 import polars as pl
 
 from operators.serde.avro_schema import AvroField, RecordSchema
-from operators.serde.batch import DecodedBatch, DecodeError
+from operators.serde.batch import DecodedBatch, DecodeError, NativeValues
 
 try:
-    from operators.serde._json_columns import JsonColumnDecoder as NativeJsonDecoder
+    from operators._native import JsonColumnDecoder as NativeJsonDecoder
 except ImportError:  # installed without a Rust toolchain: the msgspec path serves alone
     NativeJsonDecoder = None
 
@@ -143,7 +143,10 @@ class JsonBatchDecoder:
     def _decode_native(self, values: Sequence[bytes | None]) -> DecodedBatch | None:
         """The batch as polars columns when the native decoder takes every value, else None."""
         assert self._native is not None
-        arrays = self._native.decode(values if type(values) is list else list(values))
+        if isinstance(values, NativeValues):  # read in place from the native reader's buffer
+            arrays = self._native.decode_batch(values.batch)
+        else:
+            arrays = self._native.decode(values if type(values) is list else list(values))
         if arrays is None:
             return None
         # alias: polars drops a name given with an Arrow PyCapsule

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from confluent_kafka import TopicPartition
 
 from operators.alignment import EventTimeAlignment
+from operators.kafka_readers import ConfluentReader
 from operators.kafka_source import KafkaBatchPartition
 
 DRIFT = 60_000
@@ -102,7 +103,7 @@ def replay(aligned: bool) -> tuple[int, int]:
     parts = []
     for p, times in enumerate((dense, sparse)):
         handler = WatermarkHandler()
-        parts.append((KafkaBatchPartition(LogConsumer(times), "t", p, 0, len(times), handler, batch_size=100,
+        parts.append((KafkaBatchPartition(ConfluentReader.around(LogConsumer(times), "t", p), "t", p, 0, len(times), handler, batch_size=100,
                                           poll_timeout_s=0, tick_s=0, alignment=group), handler))
     largest_gap, read, live = 0, 0, set(range(len(parts)))
     while live:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from confluent_kafka import TopicPartition
 
+from operators.kafka_readers import ConfluentReader
 from operators.kafka_source import KafkaBatchPartition, RetryLater
 
 
@@ -62,7 +63,7 @@ class FlakyHandler:
 def test_retry_later_rewinds_and_waits() -> None:
     consumer = ReplayingConsumer(end=10)
     handler = FlakyHandler(failures=2)
-    part = KafkaBatchPartition(consumer, "t", 0, 0, 10, handler, batch_size=4, poll_timeout_s=0, tick_s=0)
+    part = KafkaBatchPartition(ConfluentReader.around(consumer, "t", 0), "t", 0, 0, 10, handler, batch_size=4, poll_timeout_s=0, tick_s=0)
     assert part.next_batch() == []
     assert consumer.seeks == [0] and part.snapshot()[0] == 0
     assert part.next_awake() is not None and part.next_awake() > datetime.now(timezone.utc)

@@ -1,0 +1,117 @@
+"""The native partition reader (`operators._native`, built from native/)
+against the real broker: it must give exactly the records confluent-kafka
+gives (values, keys, headers, timestamps, offsets, null values), move where
+it is told, and report what goes wrong instead of hiding it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+from operators.kafka_readers import ConfluentReader, NativeReader, Read, raw_records, record_at
+from operators.serde.batch import NativeValues
+
+pytestmark = pytest.mark.broker
+
+CONFIG = {"group.id": "native-reader-test", "enable.auto.commit": "false", "fetch.wait.max.ms": "50", "log_level": "3"}
+
+
+def produce(bootstrap: str, topic: str, n: int) -> None:
+    """n records with every shape a record can have: null values and keys, headers, empty values."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(n):
+        value = None if i % 97 == 5 else (b"" if i % 89 == 3 else f'{{"i": {i}, "s": "\u00e9{i}"}}'.encode())
+        key = None if i % 3 == 0 else f"k{i}".encode()
+        headers = [("h", f"v{i}".encode()), ("empty", None)] if i % 50 == 7 else None
+        producer.produce(topic, value=value, key=key, headers=headers, timestamp=1_700_000_000_000 + i, partition=0)
+    assert producer.flush(30) == 0
+
+
+def read_all(reader: ConfluentReader | NativeReader, n: int, batch: int = 64) -> tuple[list[Read], list]:
+    reads, records, deadline = [], [], time.monotonic() + 30
+    while len(records) < n and time.monotonic() < deadline:
+        read = reader.read(batch, 0.5)
+        assert not read.errors
+        reads.append(read)
+        records += raw_records(read.records)
+    return reads, records
+
+
+def test_native_reads_give_what_confluent_kafka_gives(kafka_bootstrap: str, new_topic) -> None:
+    topic = new_topic()
+    produce(kafka_bootstrap, topic, 700)
+    config = {**CONFIG, "bootstrap.servers": kafka_bootstrap}
+    readers = [NativeReader(config, topic, 0), ConfluentReader(config, topic, 0)]
+    try:
+        for reader in readers:
+            assert reader.watermarks(10) == (0, 700)
+            reader.assign(0)
+        (native_reads, native), (_, confluent) = read_all(readers[0], 700), read_all(readers[1], 700)
+        assert len(native) == 700 and native == confluent
+        assert readers[0].cached_high_watermark() == 700
+    finally:
+        for reader in readers:
+            reader.close()
+    first = native_reads[0].records
+    assert record_at(first, 0) == native[0] and record_at(first, -1) == native[len(first) - 1]
+    assert all(r.next_offset == r.records.last_offset + 1 for r in native_reads if r.count)
+    values = NativeValues(first)
+    assert list(values) == [r.value for r in native[:len(first)]] and values[5] is None and values[3] == b""
+    assert first.timestamps() == [r.timestamp_ms for r in native[:len(first)]]
+    assert first.contiguous() and first.offsets() == list(range(len(first)))
+
+
+def test_native_reader_seeks_and_closes(kafka_bootstrap: str, new_topic) -> None:
+    topic = new_topic()
+    produce(kafka_bootstrap, topic, 100)
+    reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
+    reader.assign(40)
+    _, records = read_all(reader, 60)
+    assert [r.offset for r in records] == list(range(40, 100))
+    reader.seek(10)
+    read = reader.read(5, 5.0)
+    assert read.count == 5 and read.records.first_offset == 10 and read.next_offset == 15
+    reader.close()
+    reader.close()  # a second close does nothing
+    with pytest.raises(RuntimeError, match="closed"):
+        reader.read(1, 0.1)
+
+
+def test_native_reader_rejects_a_bad_property_by_name() -> None:
+    with pytest.raises(ValueError, match="fetch.wait.max.ms"):
+        NativeReader({**CONFIG, "bootstrap.servers": "127.0.0.1:1", "fetch.wait.max.ms": "soon"}, "t", 0)
+    with pytest.raises(ValueError, match="no.such.property"):
+        NativeReader({**CONFIG, "bootstrap.servers": "127.0.0.1:1", "no.such.property": "1"}, "t", 0)
+
+
+def test_native_reader_reports_an_unreachable_broker() -> None:
+    reader = NativeReader({**CONFIG, "bootstrap.servers": "127.0.0.1:1", "log_level": "0",
+                           "socket.connection.setup.timeout.ms": "1000"}, "t", 0)
+    try:
+        with pytest.raises(RuntimeError, match="watermark offsets of t/0"):
+            reader.watermarks(1.0)
+    finally:
+        reader.close()
+
+
+def test_both_readers_report_a_consumer_error_alike(kafka_bootstrap: str, new_topic) -> None:
+    """An offset past the end with no reset policy: an error in the read, not records, not silence."""
+    topic = new_topic()
+    produce(kafka_bootstrap, topic, 10)
+    config = {**CONFIG, "bootstrap.servers": kafka_bootstrap, "auto.offset.reset": "error"}
+    seen = []
+    for reader in (NativeReader(config, topic, 0), ConfluentReader(config, topic, 0)):
+        try:
+            reader.assign(1000)
+            errors, deadline = [], time.monotonic() + 15
+            while not errors and time.monotonic() < deadline:
+                read = reader.read(10, 0.5)
+                assert read.count == 0
+                errors = read.errors
+            seen.append([(code, name) for code, name, _ in errors])
+            assert errors and all("offset" in text.lower() for _, _, text in errors), errors
+        finally:
+            reader.close()
+    assert seen[0] == seen[1] and seen[0][0][1] == "_AUTO_OFFSET_RESET"

@@ -378,6 +378,55 @@ impl MessageBatch {
         PyList::new(py, items)
     }
 
+    /// Record i's value (None for a null value).
+    #[pyo3(name = "value")]
+    fn py_value<'py>(&self, py: Python<'py>, i: isize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let i = self.check(i)?;
+        Ok(self.value(i).map(|v| PyBytes::new(py, v)))
+    }
+
+    /// `prefix`, then the values of records start..stop each followed by
+    /// `separator`, then `suffix`, in one bytes object; None when a value in
+    /// the range is null. (An Avro container block is laid out so.)
+    fn joined<'py>(
+        &self,
+        py: Python<'py>,
+        start: usize,
+        stop: usize,
+        separator: &[u8],
+        prefix: &[u8],
+        suffix: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if start > stop || stop > self.len() {
+            return Err(PyIndexError::new_err("record range out of bounds"));
+        }
+        if self.null_values[start..stop].iter().any(|&null| null) {
+            return Ok(None);
+        }
+        let size = prefix.len() + self.value_bytes(start, stop) + (stop - start) * separator.len() + suffix.len();
+        let joined = PyBytes::new_with(py, size, |out| {
+            let mut at = 0;
+            let mut put = |bytes: &[u8]| {
+                out[at..at + bytes.len()].copy_from_slice(bytes);
+                at += bytes.len();
+            };
+            put(prefix);
+            for i in start..stop {
+                put(self.value(i).unwrap_or_default());
+                put(separator);
+            }
+            put(suffix);
+            Ok(())
+        })?;
+        Ok(Some(joined))
+    }
+
+    /// The total length of the values of records start..stop.
+    fn value_bytes(&self, start: usize, stop: usize) -> usize {
+        let end = |i: usize| if i == 0 { 0 } else { self.value_ends[i - 1] };
+        if start >= stop || stop > self.len() { 0 } else { end(stop) - end(start) }
+    }
+
     /// Record i as (topic, partition, offset, key, value, headers, timestamp).
     #[allow(clippy::type_complexity)]
     fn record<'py>(

@@ -37,6 +37,7 @@ from operators.serde.avro_schema import AvroField, RecordSchema, parse_record_sc
 from operators.serde.batch import (
     DecodedBatch,
     DecodeError,
+    NativeValues,
     concat_batches,
     merge_batches,
 )
@@ -126,12 +127,23 @@ class BodyDecoder:
         expected = pl.Series([header], dtype=pl.Binary)
         parts = []
         for start in range(0, len(values), block):
-            chunk = values[start:start + block]
-            frame, _ = self._read_block(chunk, framed=True)
+            stop = min(start + block, len(values))
+            if isinstance(values, NativeValues):  # laid end to end from the native reader's buffer
+                frame, _ = self._read_container(self._native_block(values.batch, start, stop), stop - start)
+            else:
+                frame, _ = self._read_block(values[start:stop], framed=True)
             if frame is None or not (frame.get_column(self._frame_field) == expected).all():
                 return None
-            parts.append(self._from_frame(frame, range(start, start + len(chunk))))
+            parts.append(self._from_frame(frame, range(start, stop)))
         return concat_batches(self.names, *parts)
+
+    def _native_block(self, batch: Any, start: int, stop: int) -> bytes | None:
+        """Records start..stop of a native MessageBatch as one framed container
+        block (None when a value is null), made in one copy."""
+        marker, count = self._marker_bytes, stop - start
+        size = batch.value_bytes(start, stop) + count * len(marker) + len(self.PADDING)
+        prefix = b"".join([self._framed_header, zigzag_varint(count), zigzag_varint(size)])
+        return batch.joined(start, stop, marker, prefix, self.PADDING + self._sync)
 
     def _split_until_clean(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
         frame, panicked = self._read_block(bodies)
@@ -153,14 +165,24 @@ class BodyDecoder:
         try:  # (a None among the bodies fails len(): not this way either)
             size = sum(map(len, bodies)) + len(bodies) * len(marker) + len(self.PADDING)
             parts = [head, zigzag_varint(len(bodies)), zigzag_varint(size), *_interleave(bodies, marker), self.PADDING, self._sync]
-            frame = pl.read_avro(io.BytesIO(b"".join(parts)))
+        except TypeError:
+            return None, False
+        return self._read_container(b"".join(parts), len(bodies))
+
+    def _read_container(self, data: bytes | None, count: int) -> tuple[pl.DataFrame | None, bool]:
+        """A container block of `count` records through polars: the frame, or
+        None unless every record ended at its marker; and whether polars panicked."""
+        if data is None:
+            return None, False
+        try:
+            frame = pl.read_avro(io.BytesIO(data))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception:  # noqa: BLE001 - any polars error means: not this way
             return None, False
         except BaseException:  # noqa: BLE001 - a Rust panic arrives as pyo3's PanicException, a BaseException
             return None, True
-        if frame.height != len(bodies) or not (frame.get_column(self._marker_field) == self._marker_series).all():
+        if frame.height != count or not (frame.get_column(self._marker_field) == self._marker_series).all():
             return None, False
         return frame, False
 

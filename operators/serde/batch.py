@@ -153,6 +153,8 @@ class NativeValues(Sequence[bytes | None]):
     def __getitem__(self, i: slice) -> list[bytes | None]: ...
 
     def __getitem__(self, i: int | slice) -> Any:
+        if self._list is None and isinstance(i, int):
+            return self.batch.value(i)  # one value (a batch's first header, say) makes no list
         return self.as_list()[i]
 
     def __iter__(self) -> Iterator[bytes | None]:

@@ -115,3 +115,39 @@ def test_both_readers_report_a_consumer_error_alike(kafka_bootstrap: str, new_to
         finally:
             reader.close()
     assert seen[0] == seen[1] and seen[0][0][1] == "_AUTO_OFFSET_RESET"
+
+
+@pytest.mark.parametrize("damage", ["none", "truncated", "null"])
+def test_avro_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, new_topic, damage: str) -> None:
+    """Clean blocks are laid end to end from the read's buffer (no bytes object
+    per record); a damaged one falls back, with the same rows and reasons."""
+    from operators.serde import make_decoder
+    from tests.unit.test_serde import framed, seed_records, stream
+
+    topic = new_topic()
+    values: list[bytes | None] = list(framed(seed_records(5000)))
+    if damage == "truncated":
+        values[4321] = values[4321][:-3]
+    elif damage == "null":
+        values[17] = None
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
+    for value in values:
+        producer.produce(topic, value=value, partition=0)
+    assert producer.flush(30) == 0
+    reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
+    try:
+        reader.assign(0)
+        read, deadline = reader.read(len(values), 10.0), time.monotonic() + 30
+        while read.count < len(values) and time.monotonic() < deadline:  # a read may stop short of the
+            reader.seek(0)  # end before the fetches have caught up: read it all again
+            time.sleep(0.2)
+            read = reader.read(len(values), 10.0)
+        assert read.count == len(values)
+    finally:
+        reader.close()
+    decoder = make_decoder(stream("avro-confluent"))
+    native_values = NativeValues(read.records)
+    from_native, from_list = decoder.decode(native_values), decoder.decode(list(read.records.values()))
+    assert list(from_native.index) == list(from_list.index) and from_native.errors == from_list.errors
+    assert from_native.columns == from_list.columns and len(from_native.index) == 5000 - (damage != "none")
+    assert (native_values._list is None) == (damage == "none")

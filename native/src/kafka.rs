@@ -222,7 +222,10 @@ pub struct MessageBatch {
     values: Vec<u8>,
     value_ends: Vec<usize>,
     null_values: Vec<bool>,
-    keys: Vec<Option<Vec<u8>>>,
+    /// Keys laid out as the values are.
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    null_keys: Vec<bool>,
     headers: Vec<Option<Vec<(String, Option<Vec<u8>>)>>>,
     /// librdkafka's timestamp of each record (-1 when the broker gave none) and whether it gave one.
     timestamps: Vec<i64>,
@@ -239,6 +242,15 @@ impl MessageBatch {
         }
         let start = if i == 0 { 0 } else { self.value_ends[i - 1] };
         Some(&self.values[start..self.value_ends[i]])
+    }
+
+    /// Record i's key, None for a null key.
+    fn key(&self, i: usize) -> Option<&[u8]> {
+        if self.null_keys[i] {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
+        Some(&self.keys[start..self.key_ends[i]])
     }
 
     pub fn len(&self) -> usize {
@@ -271,7 +283,9 @@ fn read_batch(h: &mut Handles, max_messages: usize, timeout_ms: i32, topic: &str
         values: Vec::new(),
         value_ends: Vec::with_capacity(n),
         null_values: Vec::with_capacity(n),
-        keys: Vec::with_capacity(n),
+        keys: Vec::new(),
+        key_ends: Vec::with_capacity(n),
+        null_keys: Vec::with_capacity(n),
         headers: Vec::with_capacity(n),
         timestamps: Vec::with_capacity(n),
         timestamp_known: Vec::with_capacity(n),
@@ -299,11 +313,11 @@ fn read_batch(h: &mut Handles, max_messages: usize, timeout_ms: i32, topic: &str
                     batch.values.extend_from_slice(std::slice::from_raw_parts(msg.payload as *const u8, msg.len));
                 }
                 batch.value_ends.push(batch.values.len());
-                batch.keys.push(if msg.key.is_null() {
-                    None
-                } else {
-                    Some(std::slice::from_raw_parts(msg.key as *const u8, msg.key_len).to_vec())
-                });
+                batch.null_keys.push(msg.key.is_null());
+                if !msg.key.is_null() {
+                    batch.keys.extend_from_slice(std::slice::from_raw_parts(msg.key as *const u8, msg.key_len));
+                }
+                batch.key_ends.push(batch.keys.len());
                 batch.headers.push(headers_of(m));
                 let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
                 let ts = rd::rd_kafka_message_timestamp(m, &mut kind);
@@ -442,7 +456,7 @@ impl MessageBatch {
             self.topic.clone(),
             self.partition,
             self.offsets[i],
-            self.keys[i].as_ref().map(|k| PyBytes::new(py, k)),
+            self.key(i).map(|k| PyBytes::new(py, k)),
             self.value(i).map(|v| PyBytes::new(py, v)),
             headers,
             self.timestamp_known[i].then_some(self.timestamps[i]),

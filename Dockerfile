@@ -17,11 +17,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# The JSON decoder's native path is Rust (native/): cargo from the official
-# Rust image, a C linker from Debian. Neither reaches the runtime stage.
+# The native Kafka reader and JSON decoder are Rust (native/): cargo from the official
+# Rust image; a C compiler and make from Debian (librdkafka is compiled from
+# source). None of them reaches the runtime stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends gcc libc6-dev \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev make \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=rust:1.95.0-slim-bookworm /usr/local/cargo /usr/local/cargo
 COPY --from=rust:1.95.0-slim-bookworm /usr/local/rustup /usr/local/rustup

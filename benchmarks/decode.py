@@ -4,7 +4,8 @@
 
 Compares a per-record fastavro decode (what a straightforward deserializer
 does) with the batch decoder of `operators.serde`, on the seed's
-MonitoringStream records with the Confluent framing, and the JSON paths.
+MonitoringStream records with the Confluent framing, and the JSON paths
+(the native decoder, and msgspec, which a build without it uses).
 Each figure is the best of `--repeat` runs over the same records.
 """
 
@@ -108,6 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         for chunk in batches(json_values, args.batch):
             _ = json_decoder.decode(chunk).columns
 
+    def batch_json_frame() -> None:
+        for chunk in batches(json_values, args.batch):
+            _ = json_decoder.decode(chunk).frame
+
+    def msgspec_json_frame() -> None:  # the path a build without the native module takes
+        for chunk in batches(json_values, args.batch):
+            _ = json_decoder._decode_clean(chunk).frame
+
     n, r = args.records, args.repeat
     with captured_native_stderr() as native_lines:
         damaged_rate = best_rate(batch_avro(damaged, "columns"), n, r)
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         ("avro-confluent: batch decoder, 1 bad record per batch", damaged_rate),
         ("json: orjson.loads per record", best_rate(orjson_per_record, n, r)),
         ("json: batch decoder with schema checks, lists", best_rate(batch_json, n, r)),
+        ("json: batch decoder with schema checks, polars frame", best_rate(batch_json_frame, n, r)),
+        ("json: the same without the native decoder (msgspec)", best_rate(msgspec_json_frame, n, r)),
     ]
     baseline = results[0][1]
     print(f"{n:,} MonitoringStream records, batches of {args.batch}, best of {r}")

@@ -11,6 +11,7 @@ looks inside a read goes through the functions here, so handlers take either.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ try:
     from operators._native import MessageBatch, PartitionReader
 except ImportError:  # installed without a Rust toolchain
     MessageBatch = PartitionReader = None
+
+log = logging.getLogger(__name__)
 
 NATIVE_SETTING = "IOT_NATIVE_KAFKA"  # "0": read with confluent-kafka even where the native reader is built
 
@@ -109,8 +112,15 @@ class NativeReader:
 
 
 def open_reader(config: dict[str, str], topic: str, partition: int) -> ConfluentReader | NativeReader:
-    """The native reader where it is built (and not turned off), else confluent-kafka's."""
-    return NativeReader(config, topic, partition) if native_reads() else ConfluentReader(config, topic, partition)
+    """The native reader where it is built (and not turned off), else
+    confluent-kafka's; confluent-kafka's too when the native build refuses a
+    property (its librdkafka is built without TLS and Kerberos)."""
+    if native_reads():
+        try:
+            return NativeReader(config, topic, partition)
+        except ValueError as exc:
+            log.info("%s/%s is read with confluent-kafka: the native reader refuses its settings (%s)", topic, partition, exc)
+    return ConfluentReader(config, topic, partition)
 
 
 def is_native(records: Any) -> bool:

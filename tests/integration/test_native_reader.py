@@ -151,3 +151,20 @@ def test_avro_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, ne
     assert list(from_native.index) == list(from_list.index) and from_native.errors == from_list.errors
     assert from_native.columns == from_list.columns and len(from_native.index) == 5000 - (damage != "none")
     assert (native_values._list is None) == (damage == "none")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_native_reader_reads_every_compression_codec(kafka_bootstrap: str, new_topic, codec: str) -> None:
+    topic = new_topic()
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "compression.type": codec, "linger.ms": 20})
+    sent = [f"value {i} ".encode() * (i % 7 + 1) for i in range(300)]
+    for value in sent:
+        producer.produce(topic, value=value, partition=0)
+    assert producer.flush(30) == 0
+    reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
+    try:
+        reader.assign(0)
+        _, records = read_all(reader, len(sent))
+    finally:
+        reader.close()
+    assert [r.value for r in records] == sent

@@ -29,6 +29,13 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
     assert producer.flush(30) == 0
 
 
+def send(bootstrap: str, topic: str, values: list[bytes | None], **producer_config: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **producer_config})
+    for value in values:
+        producer.produce(topic, value=value, partition=0)
+    assert producer.flush(30) == 0
+
+
 def read_all(reader: ConfluentReader | NativeReader, n: int, batch: int = 64) -> tuple[list[Read], list]:
     reads, records, deadline = [], [], time.monotonic() + 30
     while len(records) < n and time.monotonic() < deadline:
@@ -130,10 +137,7 @@ def test_avro_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, ne
         values[4321] = values[4321][:-3]
     elif damage == "null":
         values[17] = None
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 20})
-    for value in values:
-        producer.produce(topic, value=value, partition=0)
-    assert producer.flush(30) == 0
+    send(kafka_bootstrap, topic, values)
     reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
     try:
         reader.assign(0)
@@ -156,11 +160,8 @@ def test_avro_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, ne
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
 def test_native_reader_reads_every_compression_codec(kafka_bootstrap: str, new_topic, codec: str) -> None:
     topic = new_topic()
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "compression.type": codec, "linger.ms": 20})
-    sent = [f"value {i} ".encode() * (i % 7 + 1) for i in range(300)]
-    for value in sent:
-        producer.produce(topic, value=value, partition=0)
-    assert producer.flush(30) == 0
+    sent: list[bytes | None] = [f"value {i} ".encode() * (i % 7 + 1) for i in range(300)]
+    send(kafka_bootstrap, topic, sent, **{"compression.type": codec})
     reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
     try:
         reader.assign(0)

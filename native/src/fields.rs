@@ -51,10 +51,8 @@ pub struct FieldIndex {
 impl FieldIndex {
     pub fn position(&self, key: &str, hint: Option<usize>) -> Option<usize> {
         let key = key.as_bytes();
-        if let Some(i) = hint {
-            if same_key(self.fields[i].name.as_bytes(), key) {
-                return Some(i);
-            }
+        if let Some(i) = hint.filter(|&i| same_key(self.fields[i].name.as_bytes(), key)) {
+            return Some(i);
         }
         self.fields.iter().position(|f| same_key(f.name.as_bytes(), key))
     }

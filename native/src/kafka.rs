@@ -204,13 +204,14 @@ impl PartitionReader {
 
 impl Drop for PartitionReader {
     fn drop(&mut self) {
-        if let Ok(mut guard) = self.handles.lock() {
-            if let Some(h) = guard.take() {
-                h.destroy();
-            }
+        if let Some(h) = self.handles.lock().ok().and_then(|mut guard| guard.take()) {
+            h.destroy();
         }
     }
 }
+
+/// A record's headers in order: (name, value or None).
+type Headers = Vec<(String, Option<Vec<u8>>)>;
 
 /// The records of one read, with the errors librdkafka reported in it.
 #[pyclass(module = "operators._native", frozen)]
@@ -226,7 +227,7 @@ pub struct MessageBatch {
     keys: Vec<u8>,
     key_ends: Vec<usize>,
     null_keys: Vec<bool>,
-    headers: Vec<Option<Vec<(String, Option<Vec<u8>>)>>>,
+    headers: Vec<Option<Headers>>,
     /// librdkafka's timestamp of each record (-1 when the broker gave none) and whether it gave one.
     timestamps: Vec<i64>,
     timestamp_known: Vec<bool>,
@@ -331,7 +332,7 @@ fn read_batch(h: &mut Handles, max_messages: usize, timeout_ms: i32, topic: &str
 }
 
 /// A record's headers in order, None when it has none.
-unsafe fn headers_of(m: *mut rd::rd_kafka_message_t) -> Option<Vec<(String, Option<Vec<u8>>)>> {
+unsafe fn headers_of(m: *mut rd::rd_kafka_message_t) -> Option<Headers> {
     let mut hdrs: *mut rd::rd_kafka_headers_t = ptr::null_mut();
     if unsafe { rd::rd_kafka_message_headers(m, &mut hdrs) } != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         return None;

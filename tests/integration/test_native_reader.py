@@ -6,12 +6,16 @@ it is told, and report what goes wrong instead of hiding it."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 
 from operators.kafka_readers import ConfluentReader, NativeReader, Read, raw_records, record_at
+from operators.serde import make_decoder
 from operators.serde.batch import NativeValues
+from tests.unit.test_serde import framed, seed_records, stream
 
 pytestmark = pytest.mark.broker
 
@@ -124,37 +128,63 @@ def test_both_readers_report_a_consumer_error_alike(kafka_bootstrap: str, new_to
     assert seen[0] == seen[1] and seen[0][0][1] == "_AUTO_OFFSET_RESET"
 
 
+def sent_and_read(bootstrap: str, topic: str, values: list[bytes | None]) -> list[Read]:
+    """`values` sent to partition 0 of `topic`, then read back natively."""
+    send(bootstrap, topic, values)
+    reader = NativeReader({**CONFIG, "bootstrap.servers": bootstrap}, topic, 0)
+    try:
+        reader.assign(0)
+        reads, _ = read_all(reader, len(values), batch=len(values))
+    finally:
+        reader.close()
+    assert sum(r.count for r in reads) == len(values)
+    return reads
+
+
+def decoded_both_ways(decoder: Any, reads: list[Read], damaged_offset: int | None) -> list[str]:
+    """Each read decoded from its buffer and from a list of its values: the
+    two must agree, and a read stays in its buffer (no bytes object per
+    record) unless it holds the damaged record. The reasons' codes."""
+    reasons = []
+    for read in reads:
+        native_values = NativeValues(read.records)
+        from_native, from_list = decoder.decode(native_values), decoder.decode(list(read.records.values()))
+        assert list(from_native.index) == list(from_list.index) and from_native.errors == from_list.errors
+        assert from_native.columns == from_list.columns
+        reasons += [reason.split(":")[0] for _, reason in from_native.errors]
+        first, last = read.records.first_offset, read.records.last_offset
+        assert (native_values._list is None) == (damaged_offset is None or not first <= damaged_offset <= last)
+    return reasons
+
+
 @pytest.mark.parametrize("damage", ["none", "truncated", "null"])
 def test_avro_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, new_topic, damage: str) -> None:
-    """Clean blocks are laid end to end from the read's buffer (no bytes object
-    per record); a damaged one falls back, with the same rows and reasons."""
-    from operators.serde import make_decoder
-    from tests.unit.test_serde import framed, seed_records, stream
-
-    topic = new_topic()
+    """Clean blocks are laid end to end from the read's buffer; a damaged one
+    falls back, with the same rows and reasons."""
     values: list[bytes | None] = list(framed(seed_records(5000)))
+    damaged = {"none": None, "truncated": 4321, "null": 17}[damage]
     if damage == "truncated":
         values[4321] = values[4321][:-3]
     elif damage == "null":
         values[17] = None
-    send(kafka_bootstrap, topic, values)
-    reader = NativeReader({**CONFIG, "bootstrap.servers": kafka_bootstrap}, topic, 0)
-    try:
-        reader.assign(0)
-        read, deadline = reader.read(len(values), 10.0), time.monotonic() + 30
-        while read.count < len(values) and time.monotonic() < deadline:  # a read may stop short of the
-            reader.seek(0)  # end before the fetches have caught up: read it all again
-            time.sleep(0.2)
-            read = reader.read(len(values), 10.0)
-        assert read.count == len(values)
-    finally:
-        reader.close()
-    decoder = make_decoder(stream("avro-confluent"))
-    native_values = NativeValues(read.records)
-    from_native, from_list = decoder.decode(native_values), decoder.decode(list(read.records.values()))
-    assert list(from_native.index) == list(from_list.index) and from_native.errors == from_list.errors
-    assert from_native.columns == from_list.columns and len(from_native.index) == 5000 - (damage != "none")
-    assert (native_values._list is None) == (damage == "none")
+    reads = sent_and_read(kafka_bootstrap, new_topic(), values)
+    reasons = decoded_both_ways(make_decoder(stream("avro-confluent")), reads, damaged)
+    assert reasons == {"none": [], "truncated": ["truncated"], "null": ["null-value"]}[damage]
+
+
+@pytest.mark.parametrize("damage", ["none", "wrong-type", "null"])
+def test_json_from_a_native_read_decodes_as_from_a_list(kafka_bootstrap: str, new_topic, damage: str) -> None:
+    """A clean batch is decoded in place from the read's buffer; a damaged one
+    falls back to the Python paths, with the same rows and reasons."""
+    values: list[bytes | None] = [orjson.dumps(r) for r in seed_records(3000)]
+    damaged = {"none": None, "wrong-type": 2999, "null": 0}[damage]
+    if damage == "wrong-type":
+        values[2999] = values[2999].replace(b'"ts":', b'"ts":"', 1).replace(b',"type"', b'","type"', 1)
+    elif damage == "null":
+        values[0] = None
+    reads = sent_and_read(kafka_bootstrap, new_topic(), values)
+    reasons = decoded_both_ways(make_decoder(stream("json"), ["ts", "type", "error_code"]), reads, damaged)
+    assert reasons == {"none": [], "wrong-type": ["wrong-type"], "null": ["null-value"]}[damage]
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
@@ -169,3 +199,5 @@ def test_native_reader_reads_every_compression_codec(kafka_bootstrap: str, new_t
     finally:
         reader.close()
     assert [r.value for r in records] == sent
+
+

@@ -91,7 +91,12 @@ def test_seed_scenario_counts_in_the_seed_json_format(tmp_path: Path, kafka_boot
     assert windows == sorted(windows)
 
 
-def test_out_of_order_late_and_watermark_raised_by_filtered_records(tmp_path: Path, kafka_bootstrap: str, new_topic) -> None:
+READERS = {"native": {}, "confluent-kafka": {"IOT_NATIVE_KAFKA": "0"}}  # how partitions are read (operators.kafka_readers)
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_out_of_order_late_and_watermark_raised_by_filtered_records(tmp_path: Path, kafka_bootstrap: str, new_topic,
+                                                                     reader: str) -> None:
     source, sink = new_topic(), new_topic()
     events = [
         event(BASE + 10_000, "C001"),
@@ -102,7 +107,7 @@ def test_out_of_order_late_and_watermark_raised_by_filtered_records(tmp_path: Pa
         event(BASE + 70_000, "C002"),
     ]
     produce(kafka_bootstrap, source, avro(events), partition=0)
-    check_ok(run_dataflow(seed_pipeline(tmp_path, source, sink), kafka_bootstrap))
+    check_ok(run_dataflow(seed_pipeline(tmp_path, source, sink), kafka_bootstrap, env=READERS[reader]))
 
     assert result_counts(read_all(kafka_bootstrap, sink)) == expected_counts(events, late={4})
     late = read_all(kafka_bootstrap, source + "-late", expect=1)
@@ -116,7 +121,9 @@ def test_out_of_order_late_and_watermark_raised_by_filtered_records(tmp_path: Pa
     assert h["x-source-offset"] == b"4"
 
 
-def test_malformed_records_go_to_the_dead_letter_topic_with_reasons(tmp_path: Path, kafka_bootstrap: str, new_topic) -> None:
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_malformed_records_go_to_the_dead_letter_topic_with_reasons(tmp_path: Path, kafka_bootstrap: str, new_topic,
+                                                                     reader: str) -> None:
     source, sink = new_topic(), new_topic()
     good = seed_events(400, seed=3)
     body = avro([event(BASE)])[0]
@@ -131,7 +138,7 @@ def test_malformed_records_go_to_the_dead_letter_topic_with_reasons(tmp_path: Pa
     values = avro(good)
     mixed = values[:200] + list(bad.values()) + values[200:]
     produce(kafka_bootstrap, source, mixed, partition=0)
-    check_ok(run_dataflow(seed_pipeline(tmp_path, source, sink), kafka_bootstrap))
+    check_ok(run_dataflow(seed_pipeline(tmp_path, source, sink), kafka_bootstrap, env=READERS[reader]))
 
     assert result_counts(read_all(kafka_bootstrap, sink)) == expected_counts(good)
     dead = read_all(kafka_bootstrap, source + "-dlq", expect=len(bad))

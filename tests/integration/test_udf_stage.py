@@ -237,7 +237,7 @@ UDFS = {
 
 
 @pytest.mark.broker
-@pytest.mark.parametrize("udf_name", [*sorted(UDFS), "python-uppercase-starting-late"])
+@pytest.mark.parametrize("udf_name", [*sorted(UDFS), "python-uppercase-starting-late", "python-uppercase-confluent-kafka"])
 def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka_bootstrap: str, rabbitmq_url: str,
                                            new_topic, new_exchange) -> None:
     from confluent_kafka import Producer
@@ -266,7 +266,8 @@ def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka
     port = free_port()
     pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)
     starts_late = udf_name.endswith("-starting-late")
-    udf_name = udf_name.removesuffix("-starting-late")
+    reader_env = {"IOT_NATIVE_KAFKA": "0"} if udf_name.endswith("-confluent-kafka") else {}  # the other reader
+    udf_name = udf_name.removesuffix("-starting-late").removesuffix("-confluent-kafka")
     udf = UdfProcess(UDFS[udf_name](port), port, tmp_path / "udf.log")
     starter = threading.Timer(4.0, udf.start, kwargs={"wait": False})
     if starts_late:  # the dataflow starts first and must wait for its sidecar
@@ -275,7 +276,7 @@ def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka
         udf.start()
     try:
         result = run_dataflow(pipeline, kafka_bootstrap, processors="udf",
-                              env={"IOT_UDF_ADDRESS": f"127.0.0.1:{port}", "RABBITMQ_URL": rabbitmq_url})
+                              env={"IOT_UDF_ADDRESS": f"127.0.0.1:{port}", "RABBITMQ_URL": rabbitmq_url, **reader_env})
     finally:
         starter.cancel()
         udf.stop()

@@ -210,6 +210,48 @@ impl Drop for PartitionReader {
     }
 }
 
+/// Byte strings (or None) laid end to end: string i is `bytes[ends[i-1]..ends[i]]`.
+struct Packed {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    nulls: Vec<bool>,
+}
+
+impl Packed {
+    fn with_capacity(items: usize, bytes: usize) -> Packed {
+        Packed { bytes: Vec::with_capacity(bytes), ends: Vec::with_capacity(items), nulls: Vec::with_capacity(items) }
+    }
+
+    /// Appends `len` bytes at `data`, or None when `data` is null.
+    ///
+    /// # Safety
+    /// `data` is null or valid for reads of `len` bytes.
+    unsafe fn push(&mut self, data: *const c_void, len: usize) {
+        self.nulls.push(data.is_null());
+        if !data.is_null() {
+            self.bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(data as *const u8, len) });
+        }
+        self.ends.push(self.bytes.len());
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1] }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        (!self.nulls[i]).then(|| &self.bytes[self.start(i)..self.ends[i]])
+    }
+
+    fn any_null(&self, start: usize, stop: usize) -> bool {
+        self.nulls[start..stop].iter().any(|&null| null)
+    }
+
+    /// The total length of strings start..stop (0 for an empty or out-of-bounds range).
+    fn range_bytes(&self, start: usize, stop: usize) -> usize {
+        if start >= stop || stop > self.ends.len() { 0 } else { self.ends[stop - 1] - self.start(start) }
+    }
+}
+
 /// A record's headers in order: (name, value or None).
 type Headers = Vec<(String, Option<Vec<u8>>)>;
 
@@ -219,14 +261,8 @@ pub struct MessageBatch {
     topic: String,
     partition: i32,
     offsets: Vec<i64>,
-    /// Record i's value is `values[ends[i-1]..ends[i]]`, or None when `null_values[i]`.
-    values: Vec<u8>,
-    value_ends: Vec<usize>,
-    null_values: Vec<bool>,
-    /// Keys laid out as the values are.
-    keys: Vec<u8>,
-    key_ends: Vec<usize>,
-    null_keys: Vec<bool>,
+    values: Packed,
+    keys: Packed,
     headers: Vec<Option<Headers>>,
     /// librdkafka's timestamp of each record (-1 when the broker gave none) and whether it gave one.
     timestamps: Vec<i64>,
@@ -238,20 +274,7 @@ pub struct MessageBatch {
 impl MessageBatch {
     /// Record i's value, None for a null value.
     pub fn value(&self, i: usize) -> Option<&[u8]> {
-        if self.null_values[i] {
-            return None;
-        }
-        let start = if i == 0 { 0 } else { self.value_ends[i - 1] };
-        Some(&self.values[start..self.value_ends[i]])
-    }
-
-    /// Record i's key, None for a null key.
-    fn key(&self, i: usize) -> Option<&[u8]> {
-        if self.null_keys[i] {
-            return None;
-        }
-        let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
-        Some(&self.keys[start..self.key_ends[i]])
+        self.values.get(i)
     }
 
     pub fn len(&self) -> usize {
@@ -281,19 +304,13 @@ fn read_batch(h: &mut Handles, max_messages: usize, timeout_ms: i32, topic: &str
         topic: topic.to_string(),
         partition,
         offsets: Vec::with_capacity(n),
-        values: Vec::new(),
-        value_ends: Vec::with_capacity(n),
-        null_values: Vec::with_capacity(n),
-        keys: Vec::new(),
-        key_ends: Vec::with_capacity(n),
-        null_keys: Vec::with_capacity(n),
+        values: Packed::with_capacity(n, messages[..n].iter().map(|&m| unsafe { (*m).len }).sum()),
+        keys: Packed::with_capacity(n, 0),
         headers: Vec::with_capacity(n),
         timestamps: Vec::with_capacity(n),
         timestamp_known: Vec::with_capacity(n),
         errors: Vec::new(),
     };
-    let total: usize = messages[..n].iter().map(|&m| unsafe { (*m).len }).sum();
-    batch.values.reserve(total);
     for &m in &messages[..n] {
         unsafe {
             let msg = &*m;
@@ -307,18 +324,8 @@ fn read_batch(h: &mut Handles, max_messages: usize, timeout_ms: i32, topic: &str
                 batch.errors.push((msg.err as i32, err_name(msg.err), text));
             } else {
                 batch.offsets.push(msg.offset);
-                if msg.payload.is_null() {
-                    batch.null_values.push(true);
-                } else {
-                    batch.null_values.push(false);
-                    batch.values.extend_from_slice(std::slice::from_raw_parts(msg.payload as *const u8, msg.len));
-                }
-                batch.value_ends.push(batch.values.len());
-                batch.null_keys.push(msg.key.is_null());
-                if !msg.key.is_null() {
-                    batch.keys.extend_from_slice(std::slice::from_raw_parts(msg.key as *const u8, msg.key_len));
-                }
-                batch.key_ends.push(batch.keys.len());
+                batch.values.push(msg.payload, msg.len);
+                batch.keys.push(msg.key, msg.key_len);
                 batch.headers.push(headers_of(m));
                 let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
                 let ts = rd::rd_kafka_message_timestamp(m, &mut kind);
@@ -415,7 +422,7 @@ impl MessageBatch {
         if start > stop || stop > self.len() {
             return Err(PyIndexError::new_err("record range out of bounds"));
         }
-        if self.null_values[start..stop].iter().any(|&null| null) {
+        if self.values.any_null(start, stop) {
             return Ok(None);
         }
         let size = prefix.len() + self.value_bytes(start, stop) + (stop - start) * separator.len() + suffix.len();
@@ -438,8 +445,7 @@ impl MessageBatch {
 
     /// The total length of the values of records start..stop.
     fn value_bytes(&self, start: usize, stop: usize) -> usize {
-        let end = |i: usize| if i == 0 { 0 } else { self.value_ends[i - 1] };
-        if start >= stop || stop > self.len() { 0 } else { end(stop) - end(start) }
+        self.values.range_bytes(start, stop)
     }
 
     /// Record i as (topic, partition, offset, key, value, headers, timestamp).
@@ -457,7 +463,7 @@ impl MessageBatch {
             self.topic.clone(),
             self.partition,
             self.offsets[i],
-            self.key(i).map(|k| PyBytes::new(py, k)),
+            self.keys.get(i).map(|k| PyBytes::new(py, k)),
             self.value(i).map(|v| PyBytes::new(py, v)),
             headers,
             self.timestamp_known[i].then_some(self.timestamps[i]),

@@ -140,10 +140,15 @@ class BodyDecoder:
     def _native_block(self, batch: Any, start: int, stop: int) -> bytes | None:
         """Records start..stop of a native MessageBatch as one framed container
         block (None when a value is null), made in one copy."""
-        marker, count = self._marker_bytes, stop - start
-        size = batch.value_bytes(start, stop) + count * len(marker) + len(self.PADDING)
-        prefix = b"".join([self._framed_header, zigzag_varint(count), zigzag_varint(size)])
-        return batch.joined(start, stop, marker, prefix, self.PADDING + self._sync)
+        prefix = self._block_prefix(self._framed_header, stop - start, batch.value_bytes(start, stop))
+        return batch.joined(start, stop, self._marker_bytes, prefix, self.PADDING + self._sync)
+
+    def _block_prefix(self, head: bytes, count: int, body_bytes: int) -> bytes:
+        """The container header and a block's record count and byte size, for
+        `count` bodies of `body_bytes` in all, each followed by the marker,
+        then the padding."""
+        size = body_bytes + count * len(self._marker_bytes) + len(self.PADDING)
+        return b"".join([head, zigzag_varint(count), zigzag_varint(size)])
 
     def _split_until_clean(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
         frame, panicked = self._read_block(bodies)
@@ -160,13 +165,12 @@ class BodyDecoder:
         """All bodies as one container block through polars: the frame, or None
         unless proven aligned; and whether polars panicked. `framed`: the
         bodies still start with their Confluent header."""
-        marker = self._marker_bytes
         head = self._framed_header if framed else self._header
         try:  # (a None among the bodies fails len(): not this way either)
-            size = sum(map(len, bodies)) + len(bodies) * len(marker) + len(self.PADDING)
-            parts = [head, zigzag_varint(len(bodies)), zigzag_varint(size), *_interleave(bodies, marker), self.PADDING, self._sync]
+            prefix = self._block_prefix(head, len(bodies), sum(map(len, bodies)))
         except TypeError:
             return None, False
+        parts = [prefix, *_interleave(bodies, self._marker_bytes), self.PADDING, self._sync]
         return self._read_container(b"".join(parts), len(bodies))
 
     def _read_container(self, data: bytes | None, count: int) -> tuple[pl.DataFrame | None, bool]:

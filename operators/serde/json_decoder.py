@@ -51,7 +51,7 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     kind = f.type
     if kind in INT_RANGES:
         low, high = INT_RANGES[kind]
-        divisor = f.millis_divisor or 1
+        divisor = _int_divisor(f)
 
         def to_int(v: Any) -> Any:
             if type(v) is not int:
@@ -79,6 +79,11 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
         return v
 
     return same
+
+
+def _int_divisor(f: AvroField) -> int:
+    """What an int field's value is floor-divided by for its column (micros to millis); 1: kept."""
+    return (f.millis_divisor or 1) if f.type in INT_RANGES else 1
 
 
 def _record_struct(fields: Sequence[AvroField], optional: Mapping[str, bool]) -> type[msgspec.Struct]:
@@ -118,8 +123,7 @@ class JsonBatchDecoder:
         # (name, attribute getter, int range or None, may be null, millis divisor) of each output
         # column, and the int fields that are not output but must still be in range
         self._outputs = [
-            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name],
-             (f.millis_divisor or 1) if f.type in INT_RANGES else 1)
+            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name], _int_divisor(f))
             for i, f in enumerate(schema.fields) if f.name in slot_of
         ]
         self._range_checked = [
@@ -127,9 +131,7 @@ class JsonBatchDecoder:
             if f.type in INT_RANGES and f.name not in slot_of
         ]
         self._native = None if NativeJsonDecoder is None else NativeJsonDecoder([
-            (f.name, f.type, optional[f.name], slot_of.get(f.name),
-             (f.millis_divisor or 1) if f.type in INT_RANGES else 1)
-            for f in schema.fields
+            (f.name, f.type, optional[f.name], slot_of.get(f.name), _int_divisor(f)) for f in schema.fields
         ])
 
     def decode(self, values: Sequence[bytes | None]) -> DecodedBatch:

@@ -6,7 +6,8 @@ its handler as they came. The native reader (`operators._native`, built from
 buffer, a `MessageBatch`; confluent-kafka's reader gives a list of `Message`
 objects, one Python object per record, made and freed at a cost that is a
 third of the package's time at a million records a second. Everything that
-looks inside a read goes through the functions here, so handlers take either.
+looks inside a read goes through the functions here (`read_batch`,
+`record_at`, `raw_records`), so handlers take either.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from operators.partition_stage import ReadBatch
 from operators.records import RawRecord
+from operators.serde.batch import NativeValues
 
 try:
     from operators._native import MessageBatch, PartitionReader
@@ -143,3 +147,25 @@ def raw_records(records: Any) -> list[RawRecord]:
     if is_native(records):
         return [RawRecord(*records.record(i)) for i in range(len(records))]
     return [raw_record(m) for m in records]
+
+
+def read_batch(records: Any) -> ReadBatch:
+    """A read's records as a ReadBatch, materialising records lazily."""
+    if is_native(records):
+        return ReadBatch(
+            NativeValues(records),
+            lambda i: record_at(records, i),
+            records.first_offset or 0,
+            None if records.contiguous() else records.offsets(),
+            records.timestamps,
+        )
+    messages: Sequence[Any] = records  # confluent-kafka Message objects
+    first = messages[0].offset() if messages else 0
+    contiguous = not messages or messages[-1].offset() - first == len(messages) - 1
+    return ReadBatch(
+        [m.value() for m in messages],
+        lambda i: raw_record(messages[i]),
+        first,
+        None if contiguous else [m.offset() for m in messages],
+        lambda: [m.timestamp()[1] for m in messages],
+    )

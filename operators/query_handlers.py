@@ -8,39 +8,16 @@ since it needs no global state.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from operators.kafka_readers import is_native, raw_record, record_at
+from operators.kafka_readers import read_batch
 from operators.kafka_source import RetryLater
-from operators.partition_stage import NO_WATERMARK, PartitionStage, ReadBatch, dead_letter
+from operators.partition_stage import NO_WATERMARK, PartitionStage, dead_letter
 from operators.records import KafkaOut, PartitionBatch, WindowResult
 from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
-from operators.serde.batch import NativeValues
 from operators.window_engine import result_row
-
-
-def read_batch(records: Any) -> ReadBatch:
-    """A read's records as a ReadBatch, materialising records lazily."""
-    if is_native(records):
-        return ReadBatch(
-            NativeValues(records),
-            lambda i: record_at(records, i),
-            records.first_offset or 0,
-            None if records.contiguous() else records.offsets(),
-            records.timestamps,
-        )
-    messages: Sequence[Any] = records
-    first = messages[0].offset() if messages else 0
-    contiguous = not messages or messages[-1].offset() - first == len(messages) - 1
-    return ReadBatch(
-        [m.value() for m in messages],
-        lambda i: raw_record(messages[i]),
-        first,
-        None if contiguous else [m.offset() for m in messages],
-        lambda: [m.timestamp()[1] for m in messages],
-    )
 
 
 class WindowedHandler:

@@ -92,7 +92,7 @@ class NativeReader:
 
     def __init__(self, config: dict[str, str], topic: str, partition: int) -> None:
         assert PartitionReader is not None
-        self.reader = PartitionReader(list(config.items()), topic, partition)
+        self.reader = PartitionReader(list(config.items()), topic, partition, read_ahead=True)
 
     def watermarks(self, timeout_s: float) -> tuple[int, int]:
         return self.reader.watermarks(cached=False, timeout_ms=int(timeout_s * 1000))

@@ -10,7 +10,8 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -72,10 +73,71 @@ impl Drop for PartitionList {
 /// position lives in the dataflow's recovery store, nothing is committed).
 #[pyclass(module = "operators._native", frozen)]
 pub struct PartitionReader {
-    handles: Mutex<Option<Handles>>,
+    handles: Arc<Mutex<Option<Handles>>>,
+    /// The next read, when it was started before it was asked for (or
+    /// records a smaller read left over). Locked before `handles`, never after.
+    ahead: Mutex<Option<Ahead>>,
+    /// After a full read, start the next one on another thread.
+    read_ahead: bool,
     topic: CString,
     topic_name: String,
     partition: i32,
+}
+
+/// A read taken ahead of its call: while Python decodes one batch, the next
+/// is taken off librdkafka's queue (a fifth of a replay's time on the
+/// worker's thread when done there).
+enum Ahead {
+    Running(Receiver<Result<MessageBatch, String>>),
+    Ready(Box<MessageBatch>),
+}
+
+impl Ahead {
+    /// Starts `read` on the process's read-ahead thread.
+    fn start(read: impl FnOnce() -> Result<MessageBatch, String> + Send + 'static) -> Ahead {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _ = done.send(read());
+        });
+        if let Err(job) = run_on_read_ahead_thread(job) {
+            job(); // no thread to run it: read now
+        }
+        Ahead::Running(outcome)
+    }
+
+    /// The read's outcome, once it has finished.
+    fn finish(self) -> Result<MessageBatch, String> {
+        match self {
+            Ahead::Running(outcome) => outcome.recv().map_err(|_| "the read-ahead thread stopped".to_string())?,
+            Ahead::Ready(batch) => Ok(*batch),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs `job` on the one thread that takes every reader's reads ahead: reads
+/// are asked for one at a time anyway, and a thread per read would give
+/// each its own malloc arena (90 MB more at the peak of a 2M-record replay).
+/// A forked child, which has the handle but not the thread, starts its own.
+fn run_on_read_ahead_thread(job: Job) -> Result<(), Job> {
+    static THREAD: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
+    let Ok(mut thread) = THREAD.lock() else { return Err(job) };
+    let pid = std::process::id();
+    if thread.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("iot-read-ahead".into())
+            .spawn(move || queue.into_iter().for_each(|job| job()));
+        if started.is_err() {
+            return Err(job);
+        }
+        *thread = Some((pid, jobs));
+    }
+    match thread.as_ref() {
+        Some((_, jobs)) => jobs.send(job).map_err(|mpsc::SendError(job)| job),
+        None => Err(job),
+    }
 }
 
 impl PartitionReader {
@@ -92,13 +154,32 @@ impl PartitionReader {
         })
         .map_err(PyRuntimeError::new_err)
     }
+
+    /// Drops a read taken ahead: the reader is moving elsewhere (or closing).
+    fn discard_ahead(&self) {
+        if let Some(ahead) = self.ahead.lock().ok().and_then(|mut guard| guard.take()) {
+            let _ = ahead.finish();
+        }
+    }
+}
+
+/// One read on `handles`, from any thread.
+fn read_on(handles: &Mutex<Option<Handles>>, max_messages: usize, timeout_ms: i32, topic: &str, partition: i32) -> Result<MessageBatch, String> {
+    let mut guard = handles.lock().map_err(|_| "reader lock poisoned".to_string())?;
+    match guard.as_mut() {
+        Some(h) => read_batch(h, max_messages, timeout_ms, topic, partition),
+        None => Err("the reader is closed".to_string()),
+    }
 }
 
 #[pymethods]
 impl PartitionReader {
     /// `config`: librdkafka properties (a `group.id` among them, as for any consumer).
+    /// `read_ahead`: after a read that filled its batch, take the next one on
+    /// another thread, to be handed over by the next `consume`.
     #[new]
-    fn new(config: Vec<(String, String)>, topic: String, partition: i32) -> PyResult<Self> {
+    #[pyo3(signature = (config, topic, partition, read_ahead=false))]
+    fn new(config: Vec<(String, String)>, topic: String, partition: i32, read_ahead: bool) -> PyResult<Self> {
         let topic_c = CString::new(topic.clone()).map_err(|_| PyValueError::new_err("topic name contains NUL"))?;
         let mut errstr = [0 as c_char; ERRSTR_SIZE];
         unsafe {
@@ -131,12 +212,20 @@ impl PartitionReader {
                 return Err(PyValueError::new_err("Kafka consumer: no consumer queue (is group.id set?)"));
             }
             let handles = Handles { rk, queue, scratch: Vec::new() };
-            Ok(PartitionReader { handles: Mutex::new(Some(handles)), topic: topic_c, topic_name: topic, partition })
+            Ok(PartitionReader {
+                handles: Arc::new(Mutex::new(Some(handles))),
+                ahead: Mutex::new(None),
+                read_ahead,
+                topic: topic_c,
+                topic_name: topic,
+                partition,
+            })
         }
     }
 
     /// Starts reading at `offset`.
     fn assign(&self, py: Python<'_>, offset: i64) -> PyResult<()> {
+        py.detach(|| self.discard_ahead());
         self.with_handles(py, |h| {
             let list = PartitionList::one(&self.topic, self.partition, offset);
             let err = unsafe { rd::rd_kafka_assign(h.rk, list.0) };
@@ -150,6 +239,7 @@ impl PartitionReader {
     /// Moves the next read to `offset` (of an assigned partition).
     #[pyo3(signature = (offset, timeout_ms=10000))]
     fn seek(&self, py: Python<'_>, offset: i64, timeout_ms: i32) -> PyResult<()> {
+        py.detach(|| self.discard_ahead());
         self.with_handles(py, |h| {
             let list = PartitionList::one(&self.topic, self.partition, offset);
             let error = unsafe { rd::rd_kafka_seek_partitions(h.rk, list.0, timeout_ms as c_int) };
@@ -188,13 +278,43 @@ impl PartitionReader {
     }
 
     /// Up to `max_messages` records, waiting at most `timeout_ms` for the first.
+    ///
+    /// A read taken ahead is handed over first (what it holds beyond
+    /// `max_messages` stays for the next call); one that found nothing is
+    /// replaced by a read now, so a caught-up partition sees new records as
+    /// soon as without reading ahead, which only starts after a full read.
     fn consume(&self, py: Python<'_>, max_messages: usize, timeout_ms: i32) -> PyResult<MessageBatch> {
-        self.with_handles(py, |h| read_batch(h, max_messages, timeout_ms, &self.topic_name, self.partition))
+        py.detach(|| -> Result<MessageBatch, String> {
+            let mut ahead = self.ahead.lock().map_err(|_| "reader lock poisoned".to_string())?;
+            let early = ahead.take().map(Ahead::finish).transpose()?;
+            let batch = match early {
+                Some(mut batch) if batch.len() > 0 || !batch.errors.is_empty() => {
+                    if batch.len() > max_messages {
+                        *ahead = Some(Ahead::Ready(Box::new(batch.split_off(max_messages))));
+                    }
+                    batch
+                }
+                _ => read_on(&self.handles, max_messages, timeout_ms, &self.topic_name, self.partition)?,
+            };
+            if self.read_ahead && ahead.is_none() && max_messages > 0 && batch.len() == max_messages {
+                let (handles, topic, partition) = (Arc::clone(&self.handles), self.topic_name.clone(), self.partition);
+                *ahead = Some(Ahead::start(move || read_on(&handles, max_messages, 0, &topic, partition)));
+            }
+            Ok(batch)
+        })
+        .map_err(PyRuntimeError::new_err)
+    }
+
+    /// Whether the next read was taken (or started) ahead of its call.
+    #[getter]
+    fn reading_ahead(&self) -> bool {
+        self.ahead.lock().is_ok_and(|guard| guard.is_some())
     }
 
     /// Stops the consumer; later calls fail, a second close does nothing.
     fn close(&self, py: Python<'_>) {
         py.detach(|| {
+            self.discard_ahead();
             if let Some(h) = self.handles.lock().ok().and_then(|mut guard| guard.take()) {
                 h.destroy();
             }
@@ -204,6 +324,7 @@ impl PartitionReader {
 
 impl Drop for PartitionReader {
     fn drop(&mut self) {
+        self.discard_ahead();
         if let Some(h) = self.handles.lock().ok().and_then(|mut guard| guard.take()) {
             h.destroy();
         }
@@ -250,6 +371,14 @@ impl Packed {
     fn range_bytes(&self, start: usize, stop: usize) -> usize {
         if start >= stop || stop > self.ends.len() { 0 } else { self.ends[stop - 1] - self.start(start) }
     }
+
+    /// Strings `at..` moved out into a Packed of their own.
+    fn split_off(&mut self, at: usize) -> Packed {
+        let cut = self.start(at);
+        let bytes = self.bytes.split_off(cut);
+        let ends = self.ends.split_off(at).into_iter().map(|end| end - cut).collect();
+        Packed { bytes, ends, nulls: self.nulls.split_off(at) }
+    }
 }
 
 /// A record's headers in order: (name, value or None).
@@ -279,6 +408,21 @@ impl MessageBatch {
 
     pub fn len(&self) -> usize {
         self.offsets.len()
+    }
+
+    /// Records `at..` moved out into a batch of their own (the errors stay here).
+    fn split_off(&mut self, at: usize) -> MessageBatch {
+        MessageBatch {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offsets: self.offsets.split_off(at),
+            values: self.values.split_off(at),
+            keys: self.keys.split_off(at),
+            headers: self.headers.split_off(at),
+            timestamps: self.timestamps.split_off(at),
+            timestamp_known: self.timestamp_known.split_off(at),
+            errors: Vec::new(),
+        }
     }
 
     fn check(&self, i: isize) -> PyResult<usize> {
@@ -473,5 +617,34 @@ impl MessageBatch {
     /// (code, name, text) of each error the read reported.
     fn errors(&self) -> Vec<(i32, String, String)> {
         self.errors.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Packed;
+
+    fn packed(items: &[Option<&str>]) -> Packed {
+        let mut p = Packed::with_capacity(items.len(), 0);
+        for item in items {
+            match item {
+                Some(s) => unsafe { p.push(s.as_ptr().cast(), s.len()) },
+                None => unsafe { p.push(std::ptr::null(), 0) },
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn split_packed_strings_keep_their_bytes_and_nulls() {
+        let items = [Some("ab"), None, Some(""), Some("cde"), None, Some("f")];
+        for at in 0..=items.len() {
+            let mut head = packed(&items);
+            let tail = head.split_off(at);
+            let got: Vec<Option<&[u8]>> = (0..at).map(|i| head.get(i)).chain((0..items.len() - at).map(|i| tail.get(i))).collect();
+            let want: Vec<Option<&[u8]>> = items.iter().map(|s| s.map(str::as_bytes)).collect();
+            assert_eq!(got, want, "split at {at}");
+            assert_eq!(head.ends.len(), at);
+        }
     }
 }

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from operators.kafka_readers import ConfluentReader, NativeReader, Read, raw_records, record_at
+from operators.kafka_readers import ConfluentReader, NativeReader, PartitionReader, Read, raw_records, record_at
 from operators.serde import make_decoder
 from operators.serde.batch import NativeValues
 from tests.unit.test_serde import framed, seed_records, stream
@@ -88,6 +88,42 @@ def test_native_reader_seeks_and_closes(kafka_bootstrap: str, new_topic) -> None
     reader.close()  # a second close does nothing
     with pytest.raises(RuntimeError, match="closed"):
         reader.read(1, 0.1)
+
+
+def test_reading_ahead_keeps_every_record_once_and_in_order(kafka_bootstrap: str, new_topic) -> None:
+    """After a full read the next one is taken on another thread; a smaller
+    read splits it, a seek drops it, and no record is lost or repeated."""
+    topic = new_topic()
+    produce(kafka_bootstrap, topic, 700)
+    config = {**CONFIG, "bootstrap.servers": kafka_bootstrap}
+    reference = ConfluentReader(config, topic, 0)
+    reference.assign(0)
+    _, everything = read_all(reference, 700)
+    reference.close()
+    reader = NativeReader(config, topic, 0)
+    reader.assign(0)
+    assert not reader.reader.reading_ahead
+    records = raw_records(reader.read(64, 5.0).records)
+    assert len(records) == 64 and reader.reader.reading_ahead  # full: the next read has started
+    sizes = [64, 20, 7, 100, 64, 64, 1]  # smaller than the read ahead: it is split
+    for size in sizes:
+        read = reader.read(size, 5.0)
+        assert 0 < read.count <= size and not read.errors
+        records += raw_records(read.records)
+    assert records == everything[:len(records)]
+    assert reader.reader.reading_ahead
+    reader.seek(5)  # a read ahead of a seek is dropped
+    assert not reader.reader.reading_ahead
+    read = reader.read(3, 5.0)
+    assert [r.offset for r in raw_records(read.records)] == [5, 6, 7] and read.next_offset == 8
+    reader.read(50, 5.0)
+    reader.close()  # with a read ahead pending
+    with pytest.raises(RuntimeError, match="closed"):
+        reader.read(1, 0.1)
+    plain = PartitionReader([*config.items(), ("bootstrap.servers", kafka_bootstrap)], topic, 0)
+    plain.assign(0)
+    assert len(plain.consume(64, 5000)) == 64 and not plain.reading_ahead  # off unless asked for
+    plain.close()
 
 
 def test_native_reader_rejects_a_bad_property_by_name() -> None:

@@ -13,8 +13,10 @@ another, each contender reads it all, from process start to process exit:
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,9 @@ CONTENDERS = {
 }
 GRACE_MS = 3000
 RATIOS = ("c/a", "c/b", "c/e", "c/f", "d/c")
+# What a cluster process prints when its lower-numbered peer is not yet
+# listening; it then sleeps a second before trying again.
+CONNECT_RETRY = "error connecting to worker"
 
 
 @dataclass
@@ -211,9 +216,20 @@ class Bench:
         else:
             raise ValueError(letter)
         measured = Measured(letter, result.seconds, result.peak_rss_mb, data.events, result.cpu_seconds)
+        if letter == "d" and CONNECT_RETRY in result.output:
+            measured.note = "a process found its peer not yet listening and retried after 1 s (Bytewax's cluster start)"
         if letter != "a":
             measured.agreement = agree(read_output(s.bootstrap, out, kind), data.expected, closed_before)
         return measured
+
+
+def settle_writes() -> float:
+    """Flushes the loaded data to disk, in seconds: otherwise the kernel
+    writes it back about 30 s after the load (vm.dirty_expire_centisecs),
+    inside whichever contender runs then, on the same two cores."""
+    started = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - started
 
 
 def measure(setup: Setup) -> list[FormatReport]:
@@ -222,6 +238,7 @@ def measure(setup: Setup) -> list[FormatReport]:
     say(f"iot-monitoring at {engine_revision()}")
     try:
         inputs, data = bench.load()
+        say(f"  written to disk in {settle_writes():.1f} s")
         if "c" not in setup.skip:
             startup = bench.startup_seconds()
             say(f"iot-monitoring start-up and shut-down on an empty topic: {startup:.2f} s (included in (c) and (d) below)")
@@ -238,7 +255,7 @@ def measure(setup: Setup) -> list[FormatReport]:
                 report.results[letter] = m
                 check = m.agreement.describe() if m.agreement else "-"
                 say(f"  ({letter}) {CONTENDERS[letter]:34} {m.seconds:8.2f} {m.rate:11,.0f} {m.cpu_seconds:7.2f} "
-                    f"{m.peak_rss_mb:7.0f} MB  {check}")
+                    f"{m.peak_rss_mb:7.0f} MB  {check}" + (f"; {m.note}" if m.note else ""))
             reports.append(report)
         return reports
     finally:

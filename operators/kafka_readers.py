@@ -88,7 +88,10 @@ class ConfluentReader:
 
 
 class NativeReader:
-    """A partition read with the native reader into MessageBatches."""
+    """A partition read with the native reader into MessageBatches. After a
+    read that fills its batch, the next is taken ahead on a background
+    thread while the worker decodes this one (a replay's backlog); a
+    caught-up partition reads only when asked."""
 
     def __init__(self, config: dict[str, str], topic: str, partition: int) -> None:
         assert PartitionReader is not None

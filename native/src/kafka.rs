@@ -145,17 +145,23 @@ impl PartitionReader {
     /// and the lock is only ever waited for without the GIL (no deadlock with
     /// a thread that holds the GIL and wants the lock).
     fn with_handles<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Handles) -> Result<T, String> + Send) -> PyResult<T> {
+        py.detach(|| on_open(&self.handles, f)).map_err(PyRuntimeError::new_err)
+    }
+
+    /// `with_handles` for a call that moves the reader: a read taken ahead
+    /// is dropped first, and none can start until `f` is done.
+    fn moving<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Handles) -> Result<T, String> + Send) -> PyResult<T> {
         py.detach(|| {
-            let mut guard = self.handles.lock().map_err(|_| "reader lock poisoned".to_string())?;
-            match guard.as_mut() {
-                Some(h) => f(h),
-                None => Err("the reader is closed".to_string()),
+            let mut ahead = self.ahead.lock().map_err(|_| "reader lock poisoned".to_string())?;
+            if let Some(dropped) = ahead.take() {
+                let _ = dropped.finish();
             }
+            on_open(&self.handles, f)
         })
         .map_err(PyRuntimeError::new_err)
     }
 
-    /// Drops a read taken ahead: the reader is moving elsewhere (or closing).
+    /// Drops a read taken ahead: the reader is closing.
     fn discard_ahead(&self) {
         if let Some(ahead) = self.ahead.lock().ok().and_then(|mut guard| guard.take()) {
             let _ = ahead.finish();
@@ -163,13 +169,18 @@ impl PartitionReader {
     }
 }
 
-/// One read on `handles`, from any thread.
-fn read_on(handles: &Mutex<Option<Handles>>, max_messages: usize, timeout_ms: i32, topic: &str, partition: i32) -> Result<MessageBatch, String> {
+/// Runs `f` on `handles` unless the reader is closed, from any thread.
+fn on_open<T>(handles: &Mutex<Option<Handles>>, f: impl FnOnce(&mut Handles) -> Result<T, String>) -> Result<T, String> {
     let mut guard = handles.lock().map_err(|_| "reader lock poisoned".to_string())?;
     match guard.as_mut() {
-        Some(h) => read_batch(h, max_messages, timeout_ms, topic, partition),
+        Some(h) => f(h),
         None => Err("the reader is closed".to_string()),
     }
+}
+
+/// One read on `handles`, from any thread.
+fn read_on(handles: &Mutex<Option<Handles>>, max_messages: usize, timeout_ms: i32, topic: &str, partition: i32) -> Result<MessageBatch, String> {
+    on_open(handles, |h| read_batch(h, max_messages, timeout_ms, topic, partition))
 }
 
 #[pymethods]
@@ -225,8 +236,7 @@ impl PartitionReader {
 
     /// Starts reading at `offset`.
     fn assign(&self, py: Python<'_>, offset: i64) -> PyResult<()> {
-        py.detach(|| self.discard_ahead());
-        self.with_handles(py, |h| {
+        self.moving(py, |h| {
             let list = PartitionList::one(&self.topic, self.partition, offset);
             let err = unsafe { rd::rd_kafka_assign(h.rk, list.0) };
             if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -239,8 +249,7 @@ impl PartitionReader {
     /// Moves the next read to `offset` (of an assigned partition).
     #[pyo3(signature = (offset, timeout_ms=10000))]
     fn seek(&self, py: Python<'_>, offset: i64, timeout_ms: i32) -> PyResult<()> {
-        py.detach(|| self.discard_ahead());
-        self.with_handles(py, |h| {
+        self.moving(py, |h| {
             let list = PartitionList::one(&self.topic, self.partition, offset);
             let error = unsafe { rd::rd_kafka_seek_partitions(h.rk, list.0, timeout_ms as c_int) };
             if !error.is_null() {

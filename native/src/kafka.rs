@@ -11,7 +11,7 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -152,26 +152,39 @@ impl PartitionReader {
     /// is dropped first, and none can start until `f` is done.
     fn moving<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Handles) -> Result<T, String> + Send) -> PyResult<T> {
         py.detach(|| {
-            let mut ahead = self.ahead.lock().map_err(|_| "reader lock poisoned".to_string())?;
-            if let Some(dropped) = ahead.take() {
-                let _ = dropped.finish();
-            }
+            let mut ahead = locked(&self.ahead)?;
+            drop_ahead(&mut ahead);
             on_open(&self.handles, f)
         })
         .map_err(PyRuntimeError::new_err)
     }
 
-    /// Drops a read taken ahead: the reader is closing.
-    fn discard_ahead(&self) {
-        if let Some(ahead) = self.ahead.lock().ok().and_then(|mut guard| guard.take()) {
-            let _ = ahead.finish();
+    /// Drops a read taken ahead and frees librdkafka's handles (close and drop).
+    fn shut(&self) {
+        if let Ok(mut ahead) = locked(&self.ahead) {
+            drop_ahead(&mut ahead);
         }
+        if let Some(h) = locked(&self.handles).ok().and_then(|mut guard| guard.take()) {
+            h.destroy();
+        }
+    }
+}
+
+/// `mutex` locked, or why not.
+fn locked<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, String> {
+    mutex.lock().map_err(|_| "reader lock poisoned".to_string())
+}
+
+/// Waits for a read taken ahead, if any, and drops its records: the reader moves or closes.
+fn drop_ahead(ahead: &mut Option<Ahead>) {
+    if let Some(dropped) = ahead.take() {
+        let _ = dropped.finish();
     }
 }
 
 /// Runs `f` on `handles` unless the reader is closed, from any thread.
 fn on_open<T>(handles: &Mutex<Option<Handles>>, f: impl FnOnce(&mut Handles) -> Result<T, String>) -> Result<T, String> {
-    let mut guard = handles.lock().map_err(|_| "reader lock poisoned".to_string())?;
+    let mut guard = locked(handles)?;
     match guard.as_mut() {
         Some(h) => f(h),
         None => Err("the reader is closed".to_string()),
@@ -294,7 +307,7 @@ impl PartitionReader {
     /// soon as without reading ahead, which only starts after a full read.
     fn consume(&self, py: Python<'_>, max_messages: usize, timeout_ms: i32) -> PyResult<MessageBatch> {
         py.detach(|| -> Result<MessageBatch, String> {
-            let mut ahead = self.ahead.lock().map_err(|_| "reader lock poisoned".to_string())?;
+            let mut ahead = locked(&self.ahead)?;
             let early = ahead.take().map(Ahead::finish).transpose()?;
             let batch = match early {
                 Some(mut batch) if batch.len() > 0 || !batch.errors.is_empty() => {
@@ -322,21 +335,13 @@ impl PartitionReader {
 
     /// Stops the consumer; later calls fail, a second close does nothing.
     fn close(&self, py: Python<'_>) {
-        py.detach(|| {
-            self.discard_ahead();
-            if let Some(h) = self.handles.lock().ok().and_then(|mut guard| guard.take()) {
-                h.destroy();
-            }
-        });
+        py.detach(|| self.shut());
     }
 }
 
 impl Drop for PartitionReader {
     fn drop(&mut self) {
-        self.discard_ahead();
-        if let Some(h) = self.handles.lock().ok().and_then(|mut guard| guard.take()) {
-            h.destroy();
-        }
+        self.shut();
     }
 }
 

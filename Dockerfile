@@ -38,10 +38,13 @@ COPY cli ./cli
 COPY config ./config
 COPY dataflows ./dataflows
 COPY operators ./operators
+COPY engine ./engine
+COPY connectors ./connectors
+COPY runtime ./runtime
 COPY udf ./udf
 COPY native ./native
 RUN pip install --no-cache-dir . \
-    && python -P -c "import operators._native" \
+    && python -P -c "import iot_native" \
     && python -m pip uninstall --yes setuptools pip
 
 

@@ -23,7 +23,7 @@ from typing import Iterator
 import orjson
 from confluent_kafka import Producer
 
-from operators.serde import encode_confluent_avro
+from engine.serde import encode_confluent_avro
 
 ERROR_CODES = (
     "C001_ABORTED", "C002_ALREADY_EXISTS", "C003_CANCELLED", "C004_DEADLINE_EXCEEDED",

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.decode [--records 100000] [--batch 1000]
 
 Compares a per-record fastavro decode (what a straightforward deserializer
-does) with the batch decoder of `operators.serde`, on the seed's
+does) with the batch decoder of `engine.serde`, on the seed's
 MonitoringStream records with the Confluent framing, and the JSON paths
 (the native decoder, and msgspec, which a build without it uses).
 Each figure is the best of `--repeat` runs over the same records.
@@ -30,7 +30,7 @@ from cli.datagen import (
     event_times,
 )
 from config.pipeline import StreamSpec, TimeAttribute
-from operators.serde import make_decoder
+from engine.serde import make_decoder
 
 START_MS = 1_645_020_000_000
 

@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.throughput import CONTENDERS, FormatReport, Setup, measure  # noqa: E402
-from operators.kafka_admin import BrokerUnavailable  # noqa: E402
+from connectors.kafka_admin import BrokerUnavailable  # noqa: E402
 
 FORMATS = ("json", "avro-confluent")  # avro-confluent (the seed's) last: its ratios are the last line
 TARGETS = {  # ratio -> (avro-confluent, json) minimum

@@ -110,5 +110,5 @@ def engine_revision() -> str:
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--", "operators", "dataflows", "config")
+    changed = git("status", "--porcelain", "--", "operators", "engine", "connectors", "runtime", "dataflows", "config")
     return commit + (f" with uncommitted changes in {len(changed.splitlines())} files" if changed else "")

@@ -40,9 +40,9 @@ def main() -> int:
     from benchmarks.pipeline_yaml import INPUT_STREAM, seed_schema_json, write_pipeline
     from config import load_pipeline
     from config.sql import compile_query
-    from operators.partition_stage import PartitionStage, ReadBatch
-    from operators.records import RawRecord
-    from operators.serde import make_decoder
+    from engine.partition_stage import PartitionStage, ReadBatch
+    from engine.records import RawRecord
+    from engine.serde import make_decoder
 
     with tempfile.TemporaryDirectory() as tmp:
         pipeline = load_pipeline(str(write_pipeline(Path(tmp), "in", "out", args.format)), env={})

@@ -29,7 +29,7 @@ from benchmarks.dataset import LoadedData, load
 from benchmarks.pipeline_yaml import seed_schema_json, write_pipeline
 from benchmarks.results import Agreement, agree, read_output
 from benchmarks.runner import Run, engine_revision, python_cmd, run, run_together
-from operators.kafka_admin import ensure_topics, wait_for_kafka
+from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 CONTENDERS = {
     "a": "raw consumer (transport limit)",

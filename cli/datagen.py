@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from operators.serde import encode_confluent_avro
+from engine.serde import encode_confluent_avro
 
 ERROR_CODES = (
     "C001_ABORTED",

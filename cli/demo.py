@@ -142,7 +142,7 @@ def setup_from(args: argparse.Namespace) -> DemoSetup:
 
 def create_topics(setup: DemoSetup, timeout_s: float) -> None:
     """The input, results and side topics, so every reader finds them from the start."""
-    from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
+    from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 
     t = setup.targets
     try:

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--rate must be 0 (unbounded) or more")
     if (args.count is not None and args.count < 0) or (args.duration is not None and args.duration <= 0):
         raise UserError("--count must not be negative and --duration must be positive")
-    from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
+    from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 
     try:
         admin = wait_for_kafka(args.bootstrap, timeout_s=args.connect_timeout)

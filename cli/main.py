@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from operators.logs import configure_logging
+    from runtime.logs import configure_logging
 
     configure_logging(args.log_format)
     try:

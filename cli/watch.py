@@ -238,7 +238,7 @@ def log_targets(targets: WatchTargets) -> None:
 
 def check_kafka(targets: WatchTargets, timeout_s: float) -> None:
     """Fail early, with a clear message, when Kafka does not answer at all."""
-    from operators.kafka_admin import BrokerUnavailable, wait_for_kafka
+    from connectors.kafka_admin import BrokerUnavailable, wait_for_kafka
 
     try:
         wait_for_kafka(targets.bootstrap, timeout_s, dict(targets.kafka_properties))

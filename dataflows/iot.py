@@ -40,18 +40,18 @@ from config import ConfigError, load_pipeline
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql import SqlError, compile_query
 from config.sql.plan import Plan
-from operators.heap import settle_startup_heap
-from operators.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
-from operators.kafka_sink import KafkaOutSink
-from operators.kafka_source import KafkaBatchSource, StartupMode
-from operators.logs import configure_logging
-from operators.rabbitmq_errors import RabbitMQConfigError
-from operators.late_fetch import LateRecordFetcher
-from operators.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
-from operators.records import KafkaOut, RawRecord, WindowResult
-from operators.serde import make_decoder
-from operators.window_engine import WindowEngine
-from operators.window_step import window_aggregate
+from runtime.heap import settle_startup_heap
+from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
+from connectors.kafka_sink import KafkaOutSink
+from connectors.kafka_source import KafkaBatchSource, StartupMode
+from runtime.logs import configure_logging
+from connectors.rabbitmq_errors import RabbitMQConfigError
+from connectors.late_fetch import LateRecordFetcher
+from engine.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
+from engine.records import KafkaOut, RawRecord, WindowResult
+from engine.serde import make_decoder
+from engine.window_engine import WindowEngine
+from operators.windows import window_aggregate
 
 log = logging.getLogger("dataflows.iot")
 

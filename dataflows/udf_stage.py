@@ -20,14 +20,14 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
 from config.pipeline import Pipeline, StreamSpec, UdfProcessor
-from operators.kafka_admin import ensure_topics, wait_for_kafka
-from operators.kafka_sink import KafkaOutSink
-from operators.kafka_readers import raw_records
-from operators.kafka_source import KafkaBatchSource, StartupMode
-from operators.rabbitmq import RabbitMQSink, RabbitPublisher
-from operators.records import RawRecord
-from operators.udf import HeaderBuilder, UdfClient, UdfSettings
-from operators.udf_step import UdfStage, udf_step
+from connectors.kafka_admin import ensure_topics, wait_for_kafka
+from connectors.kafka_sink import KafkaOutSink
+from connectors.kafka_readers import raw_records
+from connectors.kafka_source import KafkaBatchSource, StartupMode
+from connectors.rabbitmq import RabbitMQSink, RabbitPublisher
+from engine.records import RawRecord
+from connectors.udf_client import HeaderBuilder, UdfClient, UdfSettings
+from engine.udf_stage import UdfStage, udf_step
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import pytest
 
 from cli.local_stack import LocalStack
-from operators.kafka_admin import ensure_topics, wait_for_kafka
+from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 
 logging.getLogger("pika").setLevel(logging.CRITICAL)  # it logs every refused connection attempt

@@ -1,6 +1,6 @@
 //! The package's native parts: Kafka partitions read in batches into Rust
 //! buffers (`kafka`), and JSON values decoded from them straight into Arrow
-//! columns for `operators.serde.json_decoder`.
+//! columns for `engine.serde.json_decoder`.
 //!
 //! The Python decoder's fast path builds a Python object per field of every
 //! record and then a polars column from those objects; here a batch is
@@ -27,7 +27,7 @@ use crate::fields::{Field, FieldIndex, Kind};
 use crate::kafka::{MessageBatch, PartitionReader};
 
 /// Decodes batches of JSON object values against one schema.
-#[pyclass(module = "operators._native", frozen)]
+#[pyclass(module = "iot_native", frozen)]
 struct JsonColumnDecoder {
     index: FieldIndex,
     /// The kind of each output column, in column order.
@@ -93,7 +93,7 @@ impl JsonColumnDecoder {
 }
 
 /// One decoded column, handed to polars (or any Arrow consumer) without copying.
-#[pyclass(module = "operators._native", frozen)]
+#[pyclass(module = "iot_native", frozen)]
 struct ArrowColumn {
     array: ArrayRef,
 }
@@ -123,7 +123,7 @@ impl ArrowColumn {
 }
 
 #[pymodule]
-fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn iot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JsonColumnDecoder>()?;
     m.add_class::<ArrowColumn>()?;
     m.add_class::<PartitionReader>()?;

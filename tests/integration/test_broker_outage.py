@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.local_stack import LocalKafka, StackConfig
-from operators.kafka_admin import ensure_topics, wait_for_kafka
+from connectors.kafka_admin import ensure_topics, wait_for_kafka
 from tests.integration.test_engine_kafka import avro, event, expected_counts, result_counts
 from tests.support.kafka_io import produce, read_all
 from tests.support.pipeline import seed_pipeline, start_dataflow

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from config import load_pipeline
-from operators.serde import encode_confluent_avro
+from engine.serde import encode_confluent_avro
 from tests.support.kafka_io import produce, read_all
 from tests.support.pipeline import REPO, run_dataflow, seed_pipeline, start_dataflow
 from tests.support.ports import free_port
@@ -91,7 +91,7 @@ def test_seed_scenario_counts_in_the_seed_json_format(tmp_path: Path, kafka_boot
     assert windows == sorted(windows)
 
 
-READERS = {"native": {}, "confluent-kafka": {"IOT_NATIVE_KAFKA": "0"}}  # how partitions are read (operators.kafka_readers)
+READERS = {"native": {}, "confluent-kafka": {"IOT_NATIVE_KAFKA": "0"}}  # how partitions are read (connectors.kafka_readers)
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 from cli.datagen import EventGenerator, GeneratorSettings, event_times
 from cli.main import main
 from config import load_pipeline
-from operators.serde import make_decoder
+from engine.serde import make_decoder
 
 pytestmark = pytest.mark.broker
 

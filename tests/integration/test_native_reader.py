@@ -1,4 +1,4 @@
-"""The native partition reader (`operators._native`, built from native/)
+"""The native partition reader (`iot_native`, built from native/)
 against the real broker: it must give exactly the records confluent-kafka
 gives (values, keys, headers, timestamps, offsets, null values), move where
 it is told, and report what goes wrong instead of hiding it."""
@@ -12,9 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from operators.kafka_readers import ConfluentReader, NativeReader, PartitionReader, Read, raw_records, record_at
-from operators.serde import make_decoder
-from operators.serde.batch import NativeValues
+from connectors.kafka_readers import ConfluentReader, NativeReader, PartitionReader, Read, raw_records, record_at
+from engine.serde import make_decoder
+from engine.serde.batch import NativeValues
 from tests.unit.test_serde import framed, seed_records, stream
 
 pytestmark = pytest.mark.broker

@@ -13,7 +13,7 @@ import pika
 import pika.exceptions as px
 import pytest
 
-from operators.rabbitmq import AmqpMessage, RabbitMQConfigError, RabbitMQSink, RabbitPublisher, stable_message_id
+from connectors.rabbitmq import AmqpMessage, RabbitMQConfigError, RabbitMQSink, RabbitPublisher, stable_message_id
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
@@ -155,7 +155,7 @@ def test_broker_down_at_start_and_restarted_mid_stream_loses_nothing(private_rab
         except BaseException as exc:  # surfaced by the assertion below
             failure.append(exc)
 
-    caplog.set_level(logging.INFO, logger="operators.rabbitmq")
+    caplog.set_level(logging.INFO, logger="connectors.rabbitmq")
     worker = threading.Thread(target=publish_all)
     worker.start()  # the broker is not running yet
     time.sleep(1.0)

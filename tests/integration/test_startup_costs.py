@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from operators.kafka_admin import partition_counts, wait_for_kafka
+from connectors.kafka_admin import partition_counts, wait_for_kafka
 from tests.support.pipeline import REPO, seed_pipeline
 
 

@@ -12,7 +12,7 @@ import orjson
 import pika
 import pytest
 
-from operators.udf import UdfCall, UdfClient, UdfFailure, UdfReply, UdfSettings
+from connectors.udf_client import UdfCall, UdfClient, UdfFailure, UdfReply, UdfSettings
 from tests.integration.udf_servers import UdfProcess, free_port, go_udf, python_script_udf, python_udf, running
 
 FAST = dict(initial_backoff_s=0.05, max_backoff_s=0.5, log_every_s=1.0)
@@ -37,7 +37,7 @@ def test_udf_down_at_start_is_waited_for(tmp_path: Path, caplog: pytest.LogCaptu
     client = UdfClient(UdfSettings(f"127.0.0.1:{port}", max_in_flight=8, **FAST))
     sent = calls(40)
     starter = threading.Timer(2.0, udf.start, kwargs={"wait": False})
-    caplog.set_level(logging.INFO, logger="operators.udf")
+    caplog.set_level(logging.INFO, logger="connectors.udf_client")
     try:
         starter.start()
         began = time.monotonic()

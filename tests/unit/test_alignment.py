@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from confluent_kafka import TopicPartition
 
-from operators.alignment import EventTimeAlignment
-from operators.kafka_readers import ConfluentReader
-from operators.kafka_source import KafkaBatchPartition
+from engine.alignment import EventTimeAlignment
+from connectors.kafka_readers import ConfluentReader
+from connectors.kafka_source import KafkaBatchPartition
 
 DRIFT = 60_000
 

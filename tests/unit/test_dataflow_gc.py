@@ -19,7 +19,7 @@ def collector_seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
     """Whether the collector was on when the build began (the module calls
     configure_logging first; the stand-in also keeps the test's logging as is)."""
     seen: list[bool] = []
-    monkeypatch.setattr("operators.logs.configure_logging", lambda: seen.append(gc.isenabled()))
+    monkeypatch.setattr("runtime.logs.configure_logging", lambda: seen.append(gc.isenabled()))
     threshold = gc.get_threshold()
     sys.modules.pop(MODULE, None)
     yield seen

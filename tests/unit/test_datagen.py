@@ -15,7 +15,7 @@ import pytest
 from cli.datagen import EventGenerator, GeneratorSettings, event_times
 from cli.main import main
 from config import load_pipeline
-from operators.serde import make_decoder
+from engine.serde import make_decoder
 from tests.support.seed_schema import SEED_SCHEMA
 
 N = 20_000

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from operators.heap import YOUNG_GENERATION_THRESHOLD, settle_startup_heap
+from runtime.heap import YOUNG_GENERATION_THRESHOLD, settle_startup_heap
 
 
 class Node:

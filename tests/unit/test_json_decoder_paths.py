@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.pipeline import StreamSpec, TimeAttribute
-from operators.serde import make_decoder
+from engine.serde import make_decoder
 
 SCHEMA = {
     "type": "record",
@@ -112,7 +112,7 @@ def test_clean_batches_take_the_fast_path(records, wanted):
 # must take with exactly the msgspec path's rows: no bad record gets past it.
 
 def test_the_native_decoder_is_built():
-    from operators.serde import json_decoder
+    from engine.serde import json_decoder
 
     assert json_decoder.NativeJsonDecoder is not None, "install with a Rust toolchain (cargo) to build native/"
     assert decoder(["ts"])._native is not None

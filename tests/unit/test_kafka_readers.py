@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from operators import kafka_readers
-from operators.kafka_readers import ConfluentReader, NativeReader, open_reader
+from connectors import kafka_readers
+from connectors.kafka_readers import ConfluentReader, NativeReader, open_reader
 
 BASE = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", "log_level": "0"}
 
@@ -36,7 +36,7 @@ def test_settings_the_native_build_lacks_fall_back_to_confluent_kafka(monkeypatc
     tls = {**BASE, "security.protocol": "SSL"}
     with pytest.raises(ValueError, match="security.protocol"):
         NativeReader(tls, "t", 0)
-    with caplog.at_level(logging.INFO, logger="operators.kafka_readers"):
+    with caplog.at_level(logging.INFO, logger="connectors.kafka_readers"):
         reader = open_reader(tls, "t", 3)
     try:
         assert isinstance(reader, ConfluentReader)

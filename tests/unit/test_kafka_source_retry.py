@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from confluent_kafka import TopicPartition
 
-from operators.kafka_readers import ConfluentReader
-from operators.kafka_source import KafkaBatchPartition, RetryLater
+from connectors.kafka_readers import ConfluentReader
+from connectors.kafka_source import KafkaBatchPartition, RetryLater
 
 
 class Msg:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from operators.kafka_admin import BrokerUnavailable, wait_for_kafka
+from connectors.kafka_admin import BrokerUnavailable, wait_for_kafka
 
 
 def test_nothing_listening_gives_clear_error_quickly() -> None:

@@ -11,7 +11,7 @@ import sys
 import pytest
 from prometheus_client import Counter, Gauge
 
-from operators.metrics import (
+from runtime.metrics import (
     RABBITMQ_PUBLISHED,
     UDF_CALLS,
     CounterDeltas,
@@ -21,7 +21,7 @@ from operators.metrics import (
 from tests.support.pipeline import REPO
 
 UPDATES = (
-    "from operators.metrics import CounterDeltas, publish_watermarks, UDF_CALLS, RABBITMQ_PUBLISHED\n"
+    "from runtime.metrics import CounterDeltas, publish_watermarks, UDF_CALLS, RABBITMQ_PUBLISHED\n"
     "CounterDeltas('p').publish({'records_in': 3, 'results_out': 1, 'not-a-metric': 2})\n"
     "publish_watermarks('p', {'t/0': 1_000}, 1_000, 2)\n"
     "UDF_CALLS.labels('p', 'OK').inc()\n"

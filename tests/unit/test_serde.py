@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.pipeline import StreamSpec, TimeAttribute, frozen_map
-from operators.serde import (
+from engine.serde import (
     encode_avro,
     encode_confluent_avro,
     encode_json_key,
@@ -25,7 +25,7 @@ from operators.serde import (
     format_timestamp_ms,
     make_decoder,
 )
-from operators.serde.batch import DecodedBatch, concat_batches
+from engine.serde.batch import DecodedBatch, concat_batches
 from tests.support.pipeline import REPO
 from tests.support.seed_schema import SEED_SCHEMA
 
@@ -539,7 +539,7 @@ def test_timestamp_format_matches_datetime(moment):
 
 
 def test_an_unreachable_registry_is_an_infrastructure_error_not_bad_records():
-    from operators.serde import SchemaRegistryUnavailable
+    from engine.serde import SchemaRegistryUnavailable
 
     class DownRegistry:
         def get_schema(self, schema_id):
@@ -566,12 +566,12 @@ def test_an_avro_decoder_leaves_the_json_decoder_unloaded() -> None:
     probe = (
         "import sys\n"
         "from config.pipeline import StreamSpec\n"
-        "from operators.serde import make_decoder\n"
+        "from engine.serde import make_decoder\n"
         "def stream(fmt):\n"
         "    return StreamSpec(name='s', topic='t', protocol='kafka', servers='k:9092', value_format=fmt,\n"
         "                      avro_schema_json=sys.argv[1])\n"
         "for fmt in ('avro', 'avro-confluent'): make_decoder(stream(fmt))\n"
-        "print(sorted(m for m in ('msgspec', 'operators.serde.json_decoder') if m in sys.modules))\n"
+        "print(sorted(m for m in ('msgspec', 'engine.serde.json_decoder') if m in sys.modules))\n"
         "print(type(make_decoder(stream('json'))).__name__)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe, SEED_JSON], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
-from operators.rabbitmq import AmqpMessage, stable_message_id
-from operators.records import KafkaOut, RawRecord
-from operators.udf import HeaderBuilder, UdfCall, UdfFailure, outputs_of, request_headers
-from operators.udf_step import UdfStage, routing_key
+from connectors.rabbitmq import AmqpMessage, stable_message_id
+from engine.records import KafkaOut, RawRecord
+from connectors.udf_client import HeaderBuilder, UdfCall, UdfFailure, outputs_of, request_headers
+from engine.udf_stage import UdfStage, routing_key
 from udf.sdk import encode_collection
 
 
@@ -107,7 +107,7 @@ class ScriptedClient:
 
 
 def test_stage_shapes_outputs_skips_empty_replies_and_dead_letters_failures() -> None:
-    from operators.udf import UdfOutput, UdfReply
+    from connectors.udf_client import UdfOutput, UdfReply
 
     def answer(call: UdfCall):
         n = orjson.loads(call.payload)["error_count"]
@@ -135,7 +135,7 @@ def test_stage_shapes_outputs_skips_empty_replies_and_dead_letters_failures() ->
 
 
 def test_stage_message_ids_are_stable_across_runs() -> None:
-    from operators.udf import UdfOutput, UdfReply
+    from connectors.udf_client import UdfOutput, UdfReply
 
     def echo(call):
         return UdfReply(call, (UdfOutput(call.payload, {}),))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators.udf import flink_time_ms
+from connectors.udf_client import flink_time_ms
 from udf.times import epoch_ms
 
 

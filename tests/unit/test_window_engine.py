@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from config.pipeline import EngineSettings, SchemaField, StreamSpec, TimeAttribute
 from config.sql.plan import Aggregate, OutputColumn, Plan, Predicate, WindowSpec
-from operators.partition_stage import PartitionStage, ReadBatch
-from operators.records import RawRecord
-from operators.serde import make_decoder
-from operators.window_engine import WindowEngine
+from engine.partition_stage import PartitionStage, ReadBatch
+from engine.records import RawRecord
+from engine.serde import make_decoder
+from engine.window_engine import WindowEngine
 
 BASE = 1_645_020_000_000
 DELAY = 3_000

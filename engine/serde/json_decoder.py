@@ -30,11 +30,11 @@ import msgspec
 import orjson
 import polars as pl
 
-from operators.serde.avro_schema import AvroField, RecordSchema
-from operators.serde.batch import DecodedBatch, DecodeError, NativeValues
+from engine.serde.avro_schema import AvroField, RecordSchema
+from engine.serde.batch import DecodedBatch, DecodeError, NativeValues
 
 try:
-    from operators._native import JsonColumnDecoder as NativeJsonDecoder
+    from iot_native import JsonColumnDecoder as NativeJsonDecoder
 except ImportError:  # installed without a Rust toolchain: the msgspec path serves alone
     NativeJsonDecoder = None
 

@@ -3,7 +3,7 @@
 One `PartitionStage` runs beside each input partition's reader: it decodes a
 whole batch, dead-letters what cannot be used, applies the query's filter,
 tracks the partition's watermark W_p, assigns windows and groups the rows by
-(window, group key). The global half (`operators.window_engine`) only merges
+(window, group key). The global half (`engine.window_engine`) only merges
 these groups, so no per-event Python call crosses the dataflow.
 
 The watermark rule (semantics.md): W_p = (largest event time read so far) -
@@ -12,7 +12,7 @@ against the W_p in force before it. `local_watermarks` keeps that value per
 row; within a batch it is a running maximum (a vectorised cumulative max).
 
 Rows carry their Kafka offset, not their bytes: the few that turn out late
-are read back by offset (`operators.late_fetch`), so the common case builds
+are read back by offset (`connectors.late_fetch`), so the common case builds
 no per-record Python object at all.
 """
 
@@ -26,7 +26,7 @@ import polars as pl
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from operators.records import GroupRows, KafkaOut, PartitionBatch, RawRecord
+from engine.records import GroupRows, KafkaOut, PartitionBatch, RawRecord
 
 NO_WATERMARK = -(2**62)
 

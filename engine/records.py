@@ -93,7 +93,7 @@ class WindowResult:
 @dataclass(frozen=True)
 class LateRecord:
     """A record whose window had fired when it was read, by its Kafka
-    coordinates (`operators.late_fetch` reads it back unchanged)."""
+    coordinates (`connectors.late_fetch` reads it back unchanged)."""
 
     topic: str
     partition: int

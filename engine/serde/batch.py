@@ -128,7 +128,7 @@ def _joined_index(indexes: Sequence[Sequence[int]]) -> Sequence[int]:
 
 
 class NativeValues(Sequence[bytes | None]):
-    """The values of a native reader's MessageBatch (`operators._native`) as
+    """The values of a native reader's MessageBatch (`iot_native`) as
     a sequence of bytes, made on first use: a decoder with a native path
     reads `batch` in place and never makes them."""
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from operators.kafka_readers import read_batch
-from operators.kafka_source import RetryLater
-from operators.partition_stage import NO_WATERMARK, PartitionStage, dead_letter
-from operators.records import KafkaOut, PartitionBatch, WindowResult
-from operators.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
-from operators.window_engine import result_row
+from connectors.kafka_readers import read_batch
+from connectors.kafka_source import RetryLater
+from engine.partition_stage import NO_WATERMARK, PartitionStage, dead_letter
+from engine.records import KafkaOut, PartitionBatch, WindowResult
+from engine.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
+from engine.window_engine import result_row
 
 
 class WindowedHandler:

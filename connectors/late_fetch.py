@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 
 from confluent_kafka import Consumer, TopicPartition
 
-from operators.kafka_readers import raw_record
-from operators.records import KafkaOut, LateRecord, RawRecord
-from operators.serde import format_timestamp_ms
+from connectors.kafka_readers import raw_record
+from engine.records import KafkaOut, LateRecord, RawRecord
+from engine.serde import format_timestamp_ms
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """How one Kafka partition is read: natively, or through confluent-kafka.
 
 `KafkaBatchPartition` asks a reader for the next records and hands them to
-its handler as they came. The native reader (`operators._native`, built from
+its handler as they came. The native reader (`iot_native`, built from
 `native/` with the package) keeps a read's values end to end in one Rust
 buffer, a `MessageBatch`; confluent-kafka's reader gives a list of `Message`
 objects, one Python object per record, made and freed at a cost that is a
@@ -20,12 +20,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from operators.partition_stage import ReadBatch
-from operators.records import RawRecord
-from operators.serde.batch import NativeValues
+from engine.partition_stage import ReadBatch
+from engine.records import RawRecord
+from engine.serde.batch import NativeValues
 
 try:
-    from operators._native import MessageBatch, PartitionReader
+    from iot_native import MessageBatch, PartitionReader
 except ImportError:  # installed without a Rust toolchain
     MessageBatch = PartitionReader = None
 

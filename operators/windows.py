@@ -2,7 +2,7 @@
 
 All partition batches of one query meet in one stateful step (a single key),
 which holds the global watermark; the heavy per-record work was already done
-in parallel beside each partition's reader (`operators.partition_stage`), so
+in parallel beside each partition's reader (`engine.partition_stage`), so
 what reaches this step is grouped rows, not events. A timer wakes it so idle
 partitions and quiet input still close windows.
 """
@@ -18,9 +18,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from operators.metrics import CounterDeltas, publish_watermarks
-from operators.records import LateRecord, PartitionBatch, WindowResult
-from operators.window_engine import EngineState, WindowEngine
+from runtime.metrics import CounterDeltas, publish_watermarks
+from engine.records import LateRecord, PartitionBatch, WindowResult
+from engine.window_engine import EngineState, WindowEngine
 
 EngineOutput = WindowResult | LateRecord
 

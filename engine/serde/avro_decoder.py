@@ -33,15 +33,15 @@ from typing import Any
 import fastavro
 import polars as pl
 
-from operators.serde.avro_schema import AvroField, RecordSchema, parse_record_schema
-from operators.serde.batch import (
+from engine.serde.avro_schema import AvroField, RecordSchema, parse_record_schema
+from engine.serde.batch import (
     DecodedBatch,
     DecodeError,
     NativeValues,
     concat_batches,
     merge_batches,
 )
-from operators.serde.registry import WriterSchemas
+from engine.serde.registry import WriterSchemas
 
 CONFLUENT_HEADER = 5
 MAGIC_BYTE = 0

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import fastavro
 import orjson
 
-from operators.serde.timestamps import format_timestamp_ms
+from engine.serde.timestamps import format_timestamp_ms
 
 MAGIC_BYTE = b"\x00"
 

@@ -1,6 +1,6 @@
 """The gRPC UDF stage: call a Streaming Runtime UDF's `requestReply` for a batch.
 
-Independent of Bytewax (plain lists in, plain lists out); `operators.udf_step`
+Independent of Bytewax (plain lists in, plain lists out); `engine.udf_stage`
 puts it in a dataflow. What it guarantees:
 
 - at most `max_in_flight` calls at once, each with a deadline; calls for

@@ -15,23 +15,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from config.pipeline import StreamSpec
-from operators.serde.avro_decoder import AvroBatchDecoder, TimeCheck
-from operators.serde.avro_schema import RecordSchema, parse_record_schema
-from operators.serde.batch import BatchDecoder, DecodedBatch, DecodeError
-from operators.serde.encoders import (
+from engine.serde.avro_decoder import AvroBatchDecoder, TimeCheck
+from engine.serde.avro_schema import RecordSchema, parse_record_schema
+from engine.serde.batch import BatchDecoder, DecodedBatch, DecodeError
+from engine.serde.encoders import (
     confluent_header,
     encode_avro,
     encode_confluent_avro,
     encode_json_key,
     encode_json_value,
 )
-from operators.serde.registry import (
+from engine.serde.registry import (
     SCHEMA_ID_OPTION,
     SchemaRegistryUnavailable,
     parse_schema_ids,
     registry_client,
 )
-from operators.serde.timestamps import format_timestamp_ms
+from engine.serde.timestamps import format_timestamp_ms
 
 __all__ = [
     "BatchDecoder",
@@ -94,7 +94,7 @@ def make_decoder(
 
     if stream.value_format == "json":
         # msgspec and the native decoder load only for JSON streams
-        from operators.serde.json_decoder import JsonBatchDecoder
+        from engine.serde.json_decoder import JsonBatchDecoder
 
         return JsonBatchDecoder(schema, names, time_column)
     if stream.value_format not in ("avro", "avro-confluent"):

@@ -4,7 +4,7 @@
 `AmqpMessage` / `KafkaOut` out) so it can be tested and reused without
 Bytewax; `udf_step` is the thin Bytewax operator around it.
 
-For each input record the stage calls the UDF (`operators.udf`) with
+For each input record the stage calls the UDF (`connectors.udf_client`) with
 Streaming Runtime's headers and turns the reply into:
 
 - one output message per reply payload, to RabbitMQ (`AmqpMessage`: routing
@@ -24,11 +24,11 @@ import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream
 
-from operators.metrics import UDF_CALLS
-from operators.partition_stage import dead_letter
-from operators.rabbitmq import AmqpMessage, stable_message_id
-from operators.records import KafkaOut, RawRecord
-from operators.udf import HeaderBuilder, UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
+from runtime.metrics import UDF_CALLS
+from engine.partition_stage import dead_letter
+from connectors.rabbitmq import AmqpMessage, stable_message_id
+from engine.records import KafkaOut, RawRecord
+from connectors.udf_client import HeaderBuilder, UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
 from udf import headers as h
 
 

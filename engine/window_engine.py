@@ -3,7 +3,7 @@ window firing, lateness, and the merge of partial aggregates.
 
 It follows `semantics.md` exactly and is pure: batches and processing times
 in, results and late records out, so the rules are tested by the thousand
-without a broker. The Bytewax operator around it is `operators.window_step`.
+without a broker. The Bytewax operator around it is `operators.windows`.
 
 Lateness of a row read from partition p, in window [start, end): the window
 had fired when the row was read, i.e. end - 1 <= F, where F is the highest
@@ -22,8 +22,8 @@ from typing import Any
 
 from config.pipeline import EngineSettings
 from config.sql.plan import Plan
-from operators.aggregates import Accumulator
-from operators.records import LateRecord, PartitionBatch, WindowResult
+from engine.aggregates import Accumulator
+from engine.records import LateRecord, PartitionBatch, WindowResult
 
 NO_WATERMARK = -(2**62)
 END_OF_TIME = 2**62

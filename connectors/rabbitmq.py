@@ -32,8 +32,8 @@ import pika
 import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from operators.metrics import RABBITMQ_PUBLISHED
-from operators.rabbitmq_errors import RabbitMQConfigError
+from runtime.metrics import RABBITMQ_PUBLISHED
+from connectors.rabbitmq_errors import RabbitMQConfigError
 
 __all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "stable_message_id"]
 

@@ -7,7 +7,7 @@ were the end of each partition at start, and a per-partition processing hook
 (`on_batch`) that runs beside the reader and snapshots its state together
 with the offset, so the partition's watermark and its position can never
 disagree after a restart; and, for handlers that track a watermark, reads
-aligned in event time (`operators.alignment`), so a replay's state stays a
+aligned in event time (`engine.alignment`), so a replay's state stays a
 few windows.
 
 One item per read: whatever `on_batch` makes of a batch of records.
@@ -24,9 +24,9 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar,
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from operators.alignment import EventTimeAlignment
-from operators.kafka_admin import partition_counts, wait_for_kafka
-from operators.kafka_readers import ConfluentReader, NativeReader, open_reader
+from engine.alignment import EventTimeAlignment
+from connectors.kafka_admin import partition_counts, wait_for_kafka
+from connectors.kafka_readers import ConfluentReader, NativeReader, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class RetryLater(Exception):
 
 class BatchHandler(Protocol[X]):
     """Per-partition processing: records in, one item out (or None). The
-    records are a read's, as `operators.kafka_readers` describes them."""
+    records are a read's, as `connectors.kafka_readers` describes them."""
 
     def handle(self, records: Any, end_of_input: bool) -> Iterable[X]: ...
 

@@ -14,7 +14,7 @@ from typing import Mapping
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaException, Producer
 
-from operators.records import KafkaOut
+from engine.records import KafkaOut
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,11 @@ COPY operators ./operators
 COPY engine ./engine
 COPY connectors ./connectors
 COPY runtime ./runtime
+COPY iot_native ./iot_native
 COPY udf ./udf
 COPY native ./native
 RUN pip install --no-cache-dir . \
-    && python -P -c "import iot_native" \
+    && python -P -c "import iot_native._native" \
     && python -m pip uninstall --yes setuptools pip
 
 

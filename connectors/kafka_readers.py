@@ -25,7 +25,7 @@ from engine.records import RawRecord
 from engine.serde.batch import NativeValues
 
 try:
-    from iot_native import MessageBatch, PartitionReader
+    from iot_native._native import MessageBatch, PartitionReader
 except ImportError:  # installed without a Rust toolchain
     MessageBatch = PartitionReader = None
 

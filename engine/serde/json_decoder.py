@@ -34,7 +34,7 @@ from engine.serde.avro_schema import AvroField, RecordSchema
 from engine.serde.batch import DecodedBatch, DecodeError, NativeValues
 
 try:
-    from iot_native import JsonColumnDecoder as NativeJsonDecoder
+    from iot_native._native import JsonColumnDecoder as NativeJsonDecoder
 except ImportError:  # installed without a Rust toolchain: the msgspec path serves alone
     NativeJsonDecoder = None
 

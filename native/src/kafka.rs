@@ -71,7 +71,7 @@ impl Drop for PartitionList {
 
 /// A consumer of one topic partition (`assign`, never `subscribe`: the
 /// position lives in the dataflow's recovery store, nothing is committed).
-#[pyclass(module = "iot_native", frozen)]
+#[pyclass(module = "iot_native._native", frozen)]
 pub struct PartitionReader {
     handles: Arc<Mutex<Option<Handles>>>,
     /// The next read, when it was started before it was asked for (or
@@ -399,7 +399,7 @@ impl Packed {
 type Headers = Vec<(String, Option<Vec<u8>>)>;
 
 /// The records of one read, with the errors librdkafka reported in it.
-#[pyclass(module = "iot_native", frozen)]
+#[pyclass(module = "iot_native._native", frozen)]
 pub struct MessageBatch {
     topic: String,
     partition: i32,

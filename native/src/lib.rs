@@ -27,7 +27,7 @@ use crate::fields::{Field, FieldIndex, Kind};
 use crate::kafka::{MessageBatch, PartitionReader};
 
 /// Decodes batches of JSON object values against one schema.
-#[pyclass(module = "iot_native", frozen)]
+#[pyclass(module = "iot_native._native", frozen)]
 struct JsonColumnDecoder {
     index: FieldIndex,
     /// The kind of each output column, in column order.
@@ -93,7 +93,7 @@ impl JsonColumnDecoder {
 }
 
 /// One decoded column, handed to polars (or any Arrow consumer) without copying.
-#[pyclass(module = "iot_native", frozen)]
+#[pyclass(module = "iot_native._native", frozen)]
 struct ArrowColumn {
     array: ArrayRef,
 }
@@ -123,7 +123,7 @@ impl ArrowColumn {
 }
 
 #[pymodule]
-fn iot_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JsonColumnDecoder>()?;
     m.add_class::<ArrowColumn>()?;
     m.add_class::<PartitionReader>()?;

@@ -40,8 +40,8 @@ def main() -> int:
     from benchmarks.pipeline_yaml import INPUT_STREAM, seed_schema_json, write_pipeline
     from config import load_pipeline
     from config.sql import compile_query
-    from engine.partition_stage import PartitionStage, ReadBatch
-    from engine.records import RawRecord
+    from engine.partition_stage import PartitionStage
+    from engine.records import PartitionId, RawRecord, RecordList
     from engine.serde import make_decoder
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,10 +58,10 @@ def main() -> int:
         values = encode_values(args.format, seed_schema_json(), maker.chunk(args.batch))
         batches.append([RawRecord("in", 0, i, None, v, None, 0) for i, v in enumerate(values)])
 
-    stage = PartitionStage(plan, stream, pipeline.settings, make_decoder(stream, columns), "in/0", ("in/0",), "dlq")
+    stage = PartitionStage(plan, stream, pipeline.settings, make_decoder(stream, columns), PartitionId("in", 0), (PartitionId("in", 0),), "dlq")
     started = time.perf_counter()
     for records in batches:
-        stage.process(ReadBatch.of(records))
+        stage.process(RecordList(records))
     as_is = (time.perf_counter() - started) / args.rounds
 
     decoder = make_decoder(stream, columns)

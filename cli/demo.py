@@ -48,7 +48,6 @@ class DemoSetup:
     targets: WatchTargets
     source_stream: str
     input_topic: str
-    input_partitions: int
     window_ms: int
     watermark_delay_ms: int
     udf_port: int
@@ -130,7 +129,6 @@ def setup_from(args: argparse.Namespace) -> DemoSetup:
         targets=targets_from_pipeline(pipeline_path, args.bootstrap, args.rabbitmq_url),
         source_stream=source.name,
         input_topic=source.topic,
-        input_partitions=source.partition_count or 1,
         window_ms=plan.window.size_ms,
         watermark_delay_ms=source.time_attribute.watermark_delay_ms,
         udf_port=args.udf_port,
@@ -141,15 +139,15 @@ def setup_from(args: argparse.Namespace) -> DemoSetup:
 
 
 def create_topics(setup: DemoSetup, timeout_s: float) -> None:
-    """The input, results and side topics, so every reader finds them from the start."""
-    from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
+    """The dataflow's own preflight, as the dataflow will run it, so that
+    every reader (the view included) finds its topics from the start."""
+    from dataflows.iot import prepare_run, start_up_errors
 
-    t = setup.targets
+    env = setup.dataflow_env("all", bounded=True)
+    env["IOT_CONNECT_TIMEOUT"] = str(timeout_s)
     try:
-        admin = wait_for_kafka(t.bootstrap, timeout_s, dict(t.kafka_properties))
-        ensure_topics(admin, {setup.input_topic: setup.input_partitions, t.results_topic: 1,
-                              **{topic: 1 for topic in t.side_topics}})
-    except BrokerUnavailable as exc:
+        prepare_run(env)
+    except start_up_errors() as exc:
         raise UserError(str(exc)) from None
 
 

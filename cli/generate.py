@@ -25,7 +25,7 @@ from cli.datagen import (
     event_times,
 )
 from cli.main import UserError
-from config.pipeline import LOCAL_KAFKA
+from config.pipeline import LOCAL_KAFKA, StreamSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,17 @@ class Tally:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, topic = _settings(args)
+    settings, stream, topic = _settings(args)
     if args.rate < 0:
         raise UserError("--rate must be 0 (unbounded) or more")
     if (args.count is not None and args.count < 0) or (args.duration is not None and args.duration <= 0):
         raise UserError("--count must not be negative and --duration must be positive")
-    from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
+    from config.needs import stream_needs
+    from connectors.kafka_admin import BrokerUnavailable
+    from connectors.preflight import prepare
 
     try:
-        admin = wait_for_kafka(args.bootstrap, timeout_s=args.connect_timeout)
-        ensure_topics(admin, {topic: args.partitions or 1})
+        prepare(stream_needs(stream, args.partitions, topic=topic, servers=args.bootstrap), args.connect_timeout)
     except BrokerUnavailable as exc:
         raise UserError(str(exc)) from None
     generator = EventGenerator(settings, args.seed)
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, str]:
+def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, StreamSpec, str]:
     """Schema, topic and format from the pipeline's stream, overridden by options."""
     from config import DEFAULT_PIPELINE, ConfigError, load_pipeline
 
@@ -134,7 +135,7 @@ def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, str]:
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return settings, args.topic or stream.topic
+    return settings, stream, args.topic or stream.topic
 
 
 def _clock_times(first: int, count: int) -> list[int]:

@@ -21,24 +21,23 @@ class UserError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iot-monitoring", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON")
+    parser.add_argument("--log-format", choices=("text", "json"), help="log lines as text or JSON (default: $IOT_LOG_FORMAT, else text)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command whose module is not part of this build
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from runtime.logs import configure_logging
+    from runtime.settings import SettingsError
 
-    configure_logging(args.log_format)
+    try:
+        configure_logging(args.log_format)
+    except SettingsError as exc:
+        print(f"iot-monitoring: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

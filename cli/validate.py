@@ -164,5 +164,7 @@ def _describe_udf(udf: UdfProcessor) -> list[str]:
         f"    inputs       {', '.join(udf.inputs)}",
         f"    function     {target}",
         f"    outputs      {', '.join(udf.outputs)}",
-        f"    late events  {udf.late_event_mode}",
+        f"    calls        at most {udf.tuning.max_in_flight} in flight, deadline {udf.tuning.deadline_ms} ms, "
+        f"busy retries {'unlimited' if udf.tuning.busy_retries is None else udf.tuning.busy_retries}, "
+        f"{'in key order' if udf.tuning.ordered_by_key else 'unordered'}",
     ]

@@ -14,7 +14,6 @@ from typing import Literal, Mapping
 Protocol = Literal["kafka", "rabbitmq"]
 ValueFormat = Literal["avro", "avro-confluent", "json", "raw"]
 StartupMode = Literal["earliest-offset", "latest-offset", "group-offsets", "timestamp"]
-LateEventMode = Literal["DROP", "UPSERT", "SIDE_CHANNEL"]
 
 LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -123,6 +122,16 @@ class UdfSpec:
 
 
 @dataclass(frozen=True)
+class UdfTuning:
+    """How patiently a UDF is called, from the Processor's `srp.udf.*` attributes."""
+
+    max_in_flight: int = 16  # srp.udf.maxInFlight: calls under way at once
+    deadline_ms: int = 5_000  # srp.udf.deadline: one call's deadline
+    busy_retries: int | None = 10  # srp.udf.busyRetries: retries of a busy UDF; None (`unlimited`): forever
+    ordered_by_key: bool = True  # srp.udf.orderedByKey: calls for one key one after the other, in input order
+
+
+@dataclass(frozen=True)
 class QueryProcessor:
     """A streaming-SQL stage. `raw_query` is the text of the resource;
     `query` has each `[[STREAM:name]]` placeholder replaced by the stream's
@@ -133,6 +142,7 @@ class QueryProcessor:
     query: str
     raw_query: str
     attributes: Mapping[str, str] = field(default_factory=frozen_map)
+    batch_size: int | None = None  # input.batchSize: records per read at most (None: the run's default)
 
 
 @dataclass(frozen=True)
@@ -143,15 +153,16 @@ class UdfProcessor:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     udf: UdfSpec | None
-    late_event_mode: LateEventMode = "DROP"
     attributes: Mapping[str, str] = field(default_factory=frozen_map)
+    tuning: UdfTuning = UdfTuning()
+    batch_size: int | None = None  # input.batchSize: records per read at most (None: the run's default)
 
 
 @dataclass(frozen=True)
 class EngineSettings:
     """Event-time engine knobs (semantics.md), from Processor/Stream options."""
 
-    idle_timeout_ms: int = 5_000
+    idle_timeout_ms: int | None = 5_000  # None (or 0 in the YAML): idleness detection off, as in Flink
     max_future_skew_ms: int | None = 600_000  # None: guard switched off
     quiet_advance: bool = True  # advance the watermark with processing time when every partition is idle
     max_watermark_drift_ms: int | None = 60_000  # a partition this far ahead of the others' backlog pauses; None: off

@@ -32,13 +32,13 @@ from config.pipeline import (
     LOCAL_KAFKA,
     LOCAL_RABBITMQ,
     EngineSettings,
-    LateEventMode,
     Pipeline,
     QueryProcessor,
     StartupMode,
     StreamSpec,
     UdfProcessor,
     UdfSpec,
+    UdfTuning,
     ValueFormat,
     frozen_map,
 )
@@ -58,7 +58,6 @@ REGISTRY_OPTIONS = (
 )
 VALUE_FORMATS: tuple[str, ...] = get_args(ValueFormat)
 STARTUP_MODES: tuple[str, ...] = get_args(StartupMode)
-LATE_EVENT_MODES: tuple[str, ...] = get_args(LateEventMode)
 SETTING_KEYS = {
     "idle_timeout_ms": ("table.exec.source.idle-timeout", "idle-timeout"),
     "max_future_skew_ms": ("max-future-skew",),
@@ -326,6 +325,9 @@ def _processor(item: LoadedResource, links: _Links, report: Reporter) -> tuple[l
 
 def _queries(name: str, texts: list[tuple[str, FieldPath]], attributes: Mapping[str, str], links: _Links) -> list[QueryProcessor]:
     out = []
+    batch_size = _batch_size(attributes, links.report) if texts else None
+    if batch_size is False:
+        return out
     for i, (raw, path) in enumerate(texts):
         ok = True
         targets = {m.group(1).lower() for m in _INSERT_TARGET.finditer(raw)}
@@ -338,7 +340,8 @@ def _queries(name: str, texts: list[tuple[str, FieldPath]], attributes: Mapping[
             ok = False
         if ok:
             query = PLACEHOLDER.sub(lambda m: f"`{m.group(1)}`", raw)
-            out.append(QueryProcessor(name if len(texts) == 1 else f"{name}-{i + 1}", query, raw, frozen_map(attributes)))
+            out.append(QueryProcessor(name if len(texts) == 1 else f"{name}-{i + 1}", query, raw, frozen_map(attributes),
+                                      batch_size=batch_size or None))
     return out
 
 
@@ -367,19 +370,15 @@ def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Link
         else:
             report(f"srp.grpcPort must be a port number (1-65535), got {text!r}", ("spec", "attributes", "srp.grpcPort"))
             ok = False
-    late = attributes.get("srp.lateEventMode", "DROP").upper()
-    if late not in LATE_EVENT_MODES:
-        report(
-            f"unknown late event mode {attributes['srp.lateEventMode']!r} (expected one of {', '.join(LATE_EVENT_MODES)})",
-            ("spec", "attributes", "srp.lateEventMode"),
-        )
-        ok = False
     if "srp.window" in attributes:
         report(
             "srp.window (the SRP's own window aggregation) is not supported; window the stream in a FSQL query",
             ("spec", "attributes", "srp.window"),
         )
         ok = False
+    tuning = _udf_tuning(attributes, report)
+    batch_size = _batch_size(attributes, report)
+    ok &= tuning is not None and batch_size is not False
     skip_udf = attributes.get("srp.skipUdf", "false").lower() == "true"
     udf = None
     if containers and not skip_udf:
@@ -391,9 +390,71 @@ def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Link
         inputs=tuple(ref.name for ref in inputs),
         outputs=tuple(ref.name for ref in spec.outputs),
         udf=udf,
-        late_event_mode=late,  # type: ignore[arg-type]
         attributes=frozen_map(attributes),
+        tuning=tuning,  # type: ignore[arg-type]
+        batch_size=batch_size or None,
     )
+
+
+UDF_TUNING_KEYS = {
+    "srp.udf.maxInFlight": "max_in_flight",
+    "srp.udf.deadline": "deadline_ms",
+    "srp.udf.busyRetries": "busy_retries",
+    "srp.udf.orderedByKey": "ordered_by_key",
+}
+BATCH_SIZE_KEY = "input.batchSize"
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _retries(text: str) -> int | None:
+    if text.strip().lower() == "unlimited":
+        return None
+    if not text.strip().isdigit():
+        raise ValueError(f"expected a whole number or 'unlimited', got {text!r}")
+    return int(text)
+
+
+def _positive_duration_ms(text: str) -> int:
+    value = parse_duration_ms(text)
+    if value <= 0:
+        raise ValueError(f"expected a positive duration, got {text!r}")
+    return value
+
+
+def _udf_tuning(attributes: Mapping[str, str], report: Reporter) -> UdfTuning | None:
+    """`srp.udf.*` attributes: how the UDF is called (in flight, deadline, retries, ordering)."""
+    parsers: dict[str, Callable[[str], object]] = {
+        "max_in_flight": _positive_int,
+        "deadline_ms": _positive_duration_ms,
+        "busy_retries": _retries,
+        "ordered_by_key": parse_boolean,
+    }
+    values: dict[str, object] = {}
+    ok = True
+    for key, name in UDF_TUNING_KEYS.items():
+        if key in attributes:
+            try:
+                values[name] = parsers[name](attributes[key])
+            except ValueError as exc:
+                report(f"{key}: {exc}", ("spec", "attributes", key))
+                ok = False
+    return UdfTuning(**values) if ok else None  # type: ignore[arg-type]
+
+
+def _batch_size(attributes: Mapping[str, str], report: Reporter) -> int | None | bool:
+    """`input.batchSize`: records per read of a partition at most; False when malformed."""
+    if BATCH_SIZE_KEY not in attributes:
+        return None
+    try:
+        return _positive_int(attributes[BATCH_SIZE_KEY])
+    except ValueError as exc:
+        report(f"{BATCH_SIZE_KEY}: {exc}", ("spec", "attributes", BATCH_SIZE_KEY))
+        return False
 
 
 # --- engine settings -----------------------------------------------------------
@@ -402,6 +463,11 @@ def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Link
 def _duration_or_off(text: str) -> int | None:
     """A duration in milliseconds, or None for `off` (the guard or rule switched off)."""
     return None if text.strip().lower() == "off" else parse_duration_ms(text)
+
+
+def _idle_timeout_ms(text: str) -> int | None:
+    """As in Flink, `0` (or `off`) switches idleness detection off: no partition is ever idle."""
+    return _duration_or_off(text) or None
 
 
 def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> EngineSettings:
@@ -414,7 +480,7 @@ def _engine_settings(loaded: Sequence[LoadedResource], problems: _Problems) -> E
             sources.append((item.resource.spec.data_schema_context.options, ("spec", "dataSchemaContext", "options"), item))
 
     parsers: dict[str, Callable[[str], object]] = {
-        "idle_timeout_ms": parse_duration_ms,
+        "idle_timeout_ms": _idle_timeout_ms,
         "max_future_skew_ms": _duration_or_off,
         "quiet_advance": parse_boolean,
         "max_watermark_drift_ms": _duration_or_off,

@@ -35,10 +35,6 @@ def admin_config(bootstrap: str, extra: Mapping[str, str] | None = None) -> dict
     return config
 
 
-def admin_client(bootstrap: str, extra: Mapping[str, str] | None = None) -> AdminClient:
-    return AdminClient(admin_config(bootstrap, extra))
-
-
 def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, str] | None = None) -> AdminClient:
     """Return an admin client once the cluster answers; raise
     BrokerUnavailable naming the address after `timeout_s`.

@@ -1,27 +1,26 @@
 """How one Kafka partition is read: natively, or through confluent-kafka.
 
-`KafkaBatchPartition` asks a reader for the next records and hands them to
-its handler as they came. The native reader (`iot_native`, built from
-`native/` with the package) keeps a read's values end to end in one Rust
-buffer, a `MessageBatch`; confluent-kafka's reader gives a list of `Message`
-objects, one Python object per record, made and freed at a cost that is a
-third of the package's time at a million records a second. Everything that
-looks inside a read goes through the functions here (`read_batch`,
-`record_at`, `raw_records`), so handlers take either.
+`KafkaBatchPartition` asks a reader for the next records; a read is a
+`Read` whose `batch` is an `engine.records.RecordBatch`, whichever reader
+made it. The native reader (`iot_native._native`, built from `native/` with
+the package) keeps a read's values end to end in one Rust buffer, a
+`MessageBatch`; confluent-kafka's reader gives a list of `Message` objects,
+one Python object per record, made and freed at a cost that is a third of
+the package's time at a million records a second. `NativeBatch` and
+`ConfluentBatch` put both behind the same interface, so nothing downstream
+asks which reader it has.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine.partition_stage import ReadBatch
-from engine.records import RawRecord
+from engine.records import RawRecord, RecordBatch
 from engine.serde.batch import NativeValues
 
 try:
@@ -31,24 +30,114 @@ except ImportError:  # installed without a Rust toolchain
 
 log = logging.getLogger(__name__)
 
-NATIVE_SETTING = "IOT_NATIVE_KAFKA"  # "0": read with confluent-kafka even where the native reader is built
 
-
-def native_reads() -> bool:
-    """Whether partitions are read by the native reader."""
-    return PartitionReader is not None and os.environ.get(NATIVE_SETTING, "1") != "0"
+def native_available() -> bool:
+    """Whether the native reader is built into this installation."""
+    return PartitionReader is not None
 
 
 @dataclass(frozen=True)
 class Read:
-    """One read of a partition: the records (a list of confluent-kafka
-    messages, or a MessageBatch), the offset after them, and the errors the
-    client reported instead of records, as (code, name, text)."""
+    """One read of a partition: the records, the offset after them, and the
+    errors the client reported instead of records, as (code, name, text)."""
 
-    records: Any
-    count: int
+    batch: RecordBatch
     next_offset: int | None
     errors: list[tuple[int, str, str]]
+
+    @property
+    def count(self) -> int:
+        return len(self.batch)
+
+
+class NativeBatch:
+    """A `RecordBatch` over a native `MessageBatch`: values stay in its buffer
+    (a decoder with a native path reads them in place); a record object is
+    made only when one is asked for."""
+
+    __slots__ = ("native", "values")
+
+    def __init__(self, native: Any) -> None:
+        self.native = native
+        self.values = NativeValues(native)
+
+    @property
+    def first_offset(self) -> int:
+        return self.native.first_offset or 0
+
+    @property
+    def offsets(self) -> list[int] | None:
+        return None if self.native.contiguous() else self.native.offsets()
+
+    def __len__(self) -> int:
+        return len(self.native)
+
+    def record(self, i: int) -> RawRecord:
+        return RawRecord(*self.native.record(i))
+
+    def records(self) -> list[RawRecord]:
+        return [RawRecord(*self.native.record(i)) for i in range(len(self.native))]
+
+    def timestamps(self) -> list[int]:
+        return self.native.timestamps()
+
+
+def raw_record(msg: Any) -> RawRecord:
+    """A confluent-kafka message as a plain, picklable record."""
+    ts_type, ts = msg.timestamp()
+    return RawRecord(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), ts if ts_type else None)
+
+
+class ConfluentBatch:
+    """A `RecordBatch` over confluent-kafka `Message` objects."""
+
+    __slots__ = ("messages",)
+
+    def __init__(self, messages: Sequence[Any]) -> None:
+        self.messages = messages
+
+    @property
+    def values(self) -> list[bytes | None]:
+        return [m.value() for m in self.messages]
+
+    @property
+    def first_offset(self) -> int:
+        return self.messages[0].offset() if self.messages else 0
+
+    @property
+    def offsets(self) -> list[int] | None:
+        messages = self.messages
+        if not messages or messages[-1].offset() - messages[0].offset() == len(messages) - 1:
+            return None
+        return [m.offset() for m in messages]
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def record(self, i: int) -> RawRecord:
+        return raw_record(self.messages[i])
+
+    def records(self) -> list[RawRecord]:
+        return [raw_record(m) for m in self.messages]
+
+    def timestamps(self) -> list[int]:
+        return [m.timestamp()[1] for m in self.messages]
+
+
+class PartitionReaderLike(Protocol):
+    """What `KafkaBatchPartition` needs of a reader."""
+
+    def watermarks(self, timeout_s: float) -> tuple[int, int]: ...
+
+    def cached_high_watermark(self) -> int: ...
+
+    def assign(self, offset: int) -> None: ...
+
+    def seek(self, offset: int) -> None: ...
+
+    def read(self, max_records: int, timeout_s: float) -> Read: ...
+
+    def close(self) -> None: ...
 
 
 class ConfluentReader:
@@ -81,7 +170,7 @@ class ConfluentReader:
         errors = [] if len(good) == len(messages) else [
             (e.code(), e.name(), e.str()) for e in (m.error() for m in messages) if e is not None
         ]
-        return Read(good, len(good), good[-1].offset() + 1 if good else None, errors)
+        return Read(ConfluentBatch(good), good[-1].offset() + 1 if good else None, errors)
 
     def close(self) -> None:
         self.consumer.close()
@@ -112,63 +201,19 @@ class NativeReader:
     def read(self, max_records: int, timeout_s: float) -> Read:
         batch = self.reader.consume(max_records, int(timeout_s * 1000))
         last = batch.last_offset
-        return Read(batch, len(batch), None if last is None else last + 1, batch.errors())
+        return Read(NativeBatch(batch), None if last is None else last + 1, batch.errors())
 
     def close(self) -> None:
         self.reader.close()
 
 
-def open_reader(config: dict[str, str], topic: str, partition: int) -> ConfluentReader | NativeReader:
-    """The native reader where it is built (and not turned off), else
+def open_reader(config: dict[str, str], topic: str, partition: int, native: bool = True) -> ConfluentReader | NativeReader:
+    """The native reader where it is built and `native` asks for it, else
     confluent-kafka's; confluent-kafka's too when the native build refuses a
-    property (its librdkafka is built without TLS and Kerberos)."""
-    if native_reads():
+    property."""
+    if native and native_available():
         try:
             return NativeReader(config, topic, partition)
         except ValueError as exc:
             log.info("%s/%s is read with confluent-kafka: the native reader refuses its settings (%s)", topic, partition, exc)
     return ConfluentReader(config, topic, partition)
-
-
-def is_native(records: Any) -> bool:
-    return MessageBatch is not None and isinstance(records, MessageBatch)
-
-
-def raw_record(msg: Any) -> RawRecord:
-    """A confluent-kafka message as a plain, picklable record."""
-    ts_type, ts = msg.timestamp()
-    return RawRecord(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), ts if ts_type else None)
-
-
-def record_at(records: Any, i: int) -> RawRecord:
-    """Record i of a read, as a plain record."""
-    return RawRecord(*records.record(i)) if is_native(records) else raw_record(records[i])
-
-
-def raw_records(records: Any) -> list[RawRecord]:
-    """Every record of a read, as plain records."""
-    if is_native(records):
-        return [RawRecord(*records.record(i)) for i in range(len(records))]
-    return [raw_record(m) for m in records]
-
-
-def read_batch(records: Any) -> ReadBatch:
-    """A read's records as a ReadBatch, materialising records lazily."""
-    if is_native(records):
-        return ReadBatch(
-            NativeValues(records),
-            lambda i: record_at(records, i),
-            records.first_offset or 0,
-            None if records.contiguous() else records.offsets(),
-            records.timestamps,
-        )
-    messages: Sequence[Any] = records  # confluent-kafka Message objects
-    first = messages[0].offset() if messages else 0
-    contiguous = not messages or messages[-1].offset() - first == len(messages) - 1
-    return ReadBatch(
-        [m.value() for m in messages],
-        lambda i: raw_record(messages[i]),
-        first,
-        None if contiguous else [m.offset() for m in messages],
-        lambda: [m.timestamp()[1] for m in messages],
-    )

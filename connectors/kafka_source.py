@@ -3,14 +3,17 @@
 Compared to `bytewax.connectors.kafka.KafkaSource` it adds what the pipeline
 needs: a bounded wait for the broker instead of a hang, the Streaming
 Runtime's `scan.startup.mode`, a bounded mode that stops at the offsets that
-were the end of each partition at start, and a per-partition processing hook
-(`on_batch`) that runs beside the reader and snapshots its state together
-with the offset, so the partition's watermark and its position can never
-disagree after a restart; and, for handlers that track a watermark, reads
-aligned in event time (`engine.alignment`), so a replay's state stays a
-few windows.
+were the end of each partition at start, and a per-partition handler that
+runs beside the reader and snapshots its state together with the offset, so
+the partition's watermark and its position can never disagree after a
+restart; for handlers that track a watermark, reads aligned in event time
+(`engine.alignment`), so a replay's state stays a few windows; whether a
+partition is caught up with its log (only then may it be judged idle); and
+the offsets of snapshots committed to the Processor's consumer group.
 
-One item per read: whatever `on_batch` makes of a batch of records.
+Items per read: whatever the handler makes of the read's records. A
+partition with nothing to read still calls its handler with no records
+every tick, so the engine keeps hearing from it.
 """
 
 from __future__ import annotations
@@ -22,27 +25,32 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Generic, Iterable, Mapping, Protocol, TypeVar, cast
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from engine.alignment import EventTimeAlignment
+from config.pipeline import StartupMode
 from connectors.kafka_admin import partition_counts, wait_for_kafka
-from connectors.kafka_readers import ConfluentReader, NativeReader, open_reader
+from connectors.kafka_readers import PartitionReaderLike, open_reader
+from engine.alignment import EventTimeAlignment
+from engine.records import PartitionId, RecordBatch, RecordList, RetryLater
 
 log = logging.getLogger(__name__)
 
 X = TypeVar("X")
 
-
-class RetryLater(Exception):
-    """A handler cannot process this batch now (a dependency is away); the
-    reader rewinds to the batch's first record and tries again later."""
+PROBE_EVERY_S = 1.0
+"""How often a caught-up partition asks the broker for its end offset, so that
+a broker it cannot reach is noticed (the partition is then not caught up)."""
+PROBE_TIMEOUT_S = 0.5
 
 
 class BatchHandler(Protocol[X]):
-    """Per-partition processing: records in, one item out (or None). The
-    records are a read's, as `connectors.kafka_readers` describes them."""
+    """Per-partition processing: a read's records in, items out.
 
-    def handle(self, records: Any, end_of_input: bool) -> Iterable[X]: ...
+    `caught_up` says whether the reader had reached the end of the
+    partition's log (and could still reach the broker) after this read: only
+    such a partition may be judged idle."""
+
+    def handle(self, batch: RecordBatch, end_of_input: bool, caught_up: bool) -> Iterable[X]: ...
 
     def snapshot(self) -> Any: ...
 
@@ -54,19 +62,27 @@ class WatermarkedHandler(BatchHandler[X], Protocol[X]):
 
 
 @dataclass(frozen=True)
-class StartupMode:
-    """Where a partition starts when the recovery store has no position for it."""
+class SourceSettings:
+    """How a Stream's partitions are read, as the Stream, the Processor and the run options say."""
 
-    mode: str = "earliest-offset"  # earliest-offset | latest-offset | group-offsets | timestamp
-    timestamp_ms: int | None = None
+    startup_mode: StartupMode = "earliest-offset"
+    startup_timestamp_ms: int | None = None
+    bounded: bool = False  # stop each partition at the end offset it had when it was opened
+    batch_size: int = 20000
+    connect_timeout_s: float = 30.0
+    native: bool = True  # the native reader where it is built
+    group_id: str = "iot-monitoring"  # where offsets of completed snapshots are committed
+    max_watermark_drift_ms: int | None = None  # event-time alignment of the partitions; None: off
+    poll_timeout_s: float = 0.0
+    tick_s: float = 0.2
 
 
 class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X]):
     """Reads one partition; hands every batch to its handler."""
 
-    def __init__(self, reader: ConfluentReader | NativeReader, topic: str, partition: int, start: int, end: int | None,
+    def __init__(self, reader: PartitionReaderLike, topic: str, partition: int, start: int, end: int | None,
                  handler: BatchHandler[X], batch_size: int, poll_timeout_s: float, tick_s: float,
-                 alignment: EventTimeAlignment | None = None):
+                 alignment: EventTimeAlignment | None = None, committer: OffsetCommitter | None = None):
         self.reader = reader
         self.topic = topic
         self.partition = partition
@@ -81,8 +97,11 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.finished = False
         self.last_emit = 0.0
         self.last_retry_log = 0.0
+        self.last_probe = float("-inf")
+        self.reachable = True
         self.awake: datetime | None = None
         self.alignment = alignment
+        self.committer = committer
         if alignment is not None:
             alignment.join(partition)
         reader.assign(start)
@@ -92,7 +111,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
             raise StopIteration()
         if self.end is not None and self.next_offset >= self.end:
             self._finish()
-            return list(self.handler.handle([], True))
+            return list(self.handler.handle(RecordList(()), True, True))
         if self.alignment is not None and not self.alignment.may_read(self.partition):
             self.awake = datetime.now(timezone.utc) + self.idle_poll  # ahead in event time: let the others catch up
             return []
@@ -108,8 +127,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         now = time.monotonic()
         if not read.count and not at_end and now - self.last_emit < self.tick_s:
             return []
+        caught_up = at_end if self.end is not None else self._caught_up(next_offset, now)
         try:
-            out = list(self.handler.handle(read.records, at_end))
+            out = list(self.handler.handle(read.batch, at_end, caught_up))
         except RetryLater as exc:
             if now - self.last_retry_log > 10:
                 log.warning("%s/%s: %s; retrying", self.topic, self.partition, exc)
@@ -125,6 +145,28 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
             watermark = cast(WatermarkedHandler[X], self.handler).watermark()
             self.alignment.report(self.partition, watermark, self._has_backlog(read.count))
         return out
+
+    def _caught_up(self, next_offset: int, now: float) -> bool:
+        """Whether the partition has nothing more to read right now, as far as
+        the broker says; False while the broker cannot be asked."""
+        high = self.reader.cached_high_watermark()
+        if high >= 0 and next_offset < high:
+            return False
+        if now - self.last_probe >= PROBE_EVERY_S:
+            self.last_probe = now
+            try:
+                _, high = self.reader.watermarks(PROBE_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - any failure to ask means: not known to be caught up
+                if self.reachable:
+                    log.warning("Kafka %s/%s: cannot ask the broker for the end of the log (%s); "
+                                "the partition holds the watermark until it can", self.topic, self.partition, exc)
+                self.reachable = False
+                return False
+            if not self.reachable:
+                log.info("Kafka %s/%s: the broker answers again", self.topic, self.partition)
+            self.reachable = True
+            return next_offset >= high
+        return self.reachable
 
     def _has_backlog(self, just_read: int) -> bool:
         """Whether records are waiting beyond what was just read (caught-up
@@ -143,55 +185,48 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         return self.awake
 
     def snapshot(self) -> tuple[int, Any]:
+        if self.committer is not None:
+            self.committer.snapshot_taken(self.partition, self.next_offset)
         return (self.next_offset, self.handler.snapshot())
 
     def close(self) -> None:
         if self.alignment is not None:
             self.alignment.leave(self.partition)
         self.reader.close()
+        if self.committer is not None:
+            self.committer.close()
 
 
 class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
     """Every partition of one topic, each read by the worker that owns it.
 
-    `make_handler(topic, partition, all_partitions, handler_state)` builds the
-    per-partition processing; `bounded` stops each partition at the end
-    offset it had when the partition was opened.
+    `make_handler(partition_id, all_partitions, handler_state)` builds the
+    per-partition processing. Nothing is asked of the broker until Bytewax
+    lists the partitions at run time.
     """
 
     def __init__(
         self,
         bootstrap: str,
         topic: str,
-        make_handler: Callable[[str, int, tuple[str, ...], Any], BatchHandler[X]],
-        *,
-        startup: StartupMode = StartupMode(),
-        bounded: bool = False,
+        make_handler: Callable[[PartitionId, tuple[PartitionId, ...], Any], BatchHandler[X]],
+        settings: SourceSettings = SourceSettings(),
         consumer_config: Mapping[str, str] | None = None,
-        batch_size: int = 20000,
-        poll_timeout_s: float = 0.0,
-        tick_s: float = 0.2,
-        connect_timeout_s: float = 30.0,
-        max_watermark_drift_ms: int | None = None,
     ):
         self.bootstrap = bootstrap
         self.topic = topic
         self.make_handler = make_handler
-        self.startup = startup
-        self.bounded = bounded
+        self.settings = settings
         self.consumer_config = dict(consumer_config or {})
-        self.batch_size = batch_size
-        self.poll_timeout_s = poll_timeout_s
-        self.tick_s = tick_s
-        self.connect_timeout_s = connect_timeout_s
         # handlers must then be WatermarkedHandlers; None: no alignment
-        self.alignment = None if max_watermark_drift_ms is None else EventTimeAlignment(max_watermark_drift_ms)
+        drift = settings.max_watermark_drift_ms
+        self.alignment = None if drift is None else EventTimeAlignment(drift)
         self._partition_count: int | None = None
 
     def _partitions(self) -> int:
         """The topic's partition count, asked once per process."""
         if self._partition_count is None:
-            client = wait_for_kafka(self.bootstrap, self.connect_timeout_s, self.consumer_config)
+            client = wait_for_kafka(self.bootstrap, self.settings.connect_timeout_s, self.consumer_config)
             counts = partition_counts(client, [self.topic])
             if self.topic not in counts:
                 raise RuntimeError(f"Kafka topic {self.topic!r} does not exist at {self.bootstrap}")
@@ -199,15 +234,14 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         return self._partition_count
 
     def list_parts(self) -> list[str]:
-        return [f"{self.topic}/{p}" for p in range(self._partitions())]
+        return [str(PartitionId(self.topic, p)) for p in range(self._partitions())]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, Any] | None) -> KafkaBatchPartition[X]:
-        _, partition = for_part.rsplit("/", 1)
-        part = int(partition)
-        config = {
-            "group.id": "iot-monitoring",  # offsets live in the recovery store; nothing is committed
-            "enable.auto.commit": "false",
+    def _config(self) -> dict[str, str]:
+        return {
+            "group.id": self.settings.group_id,
+            "enable.auto.commit": "false",  # the offsets of completed snapshots are committed instead
             "enable.partition.eof": "false",
+            "auto.offset.reset": "earliest",  # an offset that is gone resumes at the oldest record kept
             "fetch.wait.max.ms": "50",
             # librdkafka's 1 s default back-off between fetches caps a consumer
             # far below what the broker serves; a smaller prefetch queue keeps
@@ -219,30 +253,89 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
             **self.consumer_config,
             "bootstrap.servers": self.bootstrap,
         }
-        reader = open_reader(config, self.topic, part)
-        low, high = reader.watermarks(self.connect_timeout_s)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: tuple[int, Any] | None) -> KafkaBatchPartition[X]:
+        pid = PartitionId.parse(for_part)
+        s = self.settings
+        config = self._config()
+        reader = open_reader(config, self.topic, pid.partition, native=s.native)
+        low, high = reader.watermarks(s.connect_timeout_s)
         if resume_state is not None:
             start, handler_state = resume_state
+            start = self._still_there(pid, start, low, high)
         else:
-            start, handler_state = self._start_offset(config, part, low, high), None
-        all_parts = tuple(f"{self.topic}/{p}" for p in range(self._partitions()))
-        handler = self.make_handler(self.topic, part, all_parts, handler_state)
-        end = high if self.bounded else None
-        return KafkaBatchPartition(reader, self.topic, part, start, end, handler, self.batch_size, self.poll_timeout_s,
-                                   self.tick_s, self.alignment)
+            start, handler_state = self._start_offset(config, pid.partition, low, high), None
+        all_parts = tuple(PartitionId(self.topic, p) for p in range(self._partitions()))
+        handler = self.make_handler(pid, all_parts, handler_state)
+        end = high if s.bounded else None
+        return KafkaBatchPartition(reader, self.topic, pid.partition, start, end, handler, s.batch_size, s.poll_timeout_s,
+                                   s.tick_s, self.alignment, OffsetCommitter(config, self.topic))
+
+    def _still_there(self, pid: PartitionId, start: int, low: int, high: int) -> int:
+        """A resume offset that retention deleted (or a topic that was made
+        anew) cannot be read: say what is skipped and resume at the oldest record kept."""
+        if start < low:
+            log.error("Kafka %s: offset %d, where this dataflow stopped, is gone (the log now starts at %d): "
+                      "%d record(s) were deleted by retention before they were read; resuming at %d",
+                      pid, start, low, low - start, low)
+            return low
+        if start > high:
+            log.error("Kafka %s: offset %d, where this dataflow stopped, is past the end of the log (%d): "
+                      "the topic was made anew; resuming at its start, %d", pid, start, high, low)
+            return low
+        return start
 
     def _start_offset(self, config: dict[str, str], part: int, low: int, high: int) -> int:
-        mode = self.startup.mode
+        mode = self.settings.startup_mode
         if mode == "latest-offset":
             return high
-        if mode == "timestamp" and self.startup.timestamp_ms is not None:
-            found = _ask(config, lambda c: c.offsets_for_times([TopicPartition(self.topic, part, self.startup.timestamp_ms)], timeout=10))
+        if mode == "timestamp" and self.settings.startup_timestamp_ms is not None:
+            stamp = self.settings.startup_timestamp_ms
+            found = _ask(config, lambda c: c.offsets_for_times([TopicPartition(self.topic, part, stamp)], timeout=10))
             return found[0].offset if found[0].offset >= 0 else high
         if mode == "group-offsets":
             committed = _ask(config, lambda c: c.committed([TopicPartition(self.topic, part)], timeout=10))
             if committed and committed[0].offset >= 0:
-                return committed[0].offset
+                return self._still_there(PartitionId(self.topic, part), committed[0].offset, low, high)
+            log.info("Kafka %s/%s: group %r has no committed offset; starting at the earliest record",
+                     self.topic, part, config["group.id"])
         return low
+
+
+class OffsetCommitter:
+    """Commits a partition's offsets to the Processor's consumer group, one
+    snapshot behind (the offset of snapshot n is committed when snapshot n+1
+    is taken, by which time the epoch of snapshot n has closed), so the
+    committed offset does not run ahead of what a restart from the recovery
+    store resumes at. The commit only informs (lag in Kafka's own
+    tools, `scan.startup.mode: group-offsets` for a run without a recovery
+    store); the recovery store stays what a restart reads."""
+
+    def __init__(self, config: Mapping[str, str], topic: str) -> None:
+        self.config = dict(config)
+        self.topic = topic
+        self.pending: int | None = None
+        self._consumer: Consumer | None = None
+        self._failed_once = False
+
+    def snapshot_taken(self, partition: int, offset: int) -> None:
+        previous, self.pending = self.pending, offset
+        if previous is None:
+            return
+        try:
+            if self._consumer is None:
+                self._consumer = Consumer(self.config)
+            self._consumer.commit(offsets=[TopicPartition(self.topic, partition, previous)], asynchronous=True)
+        except KafkaException as exc:
+            if not self._failed_once:
+                log.warning("Kafka %s/%s: committing offset %d to group %r failed (%s); it is retried at the next snapshot",
+                            self.topic, partition, previous, self.config.get("group.id"), exc)
+                self._failed_once = True
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
 
 
 def _ask(config: dict[str, str], question: Callable[[Consumer], Any]) -> Any:
@@ -253,4 +346,3 @@ def _ask(config: dict[str, str], question: Callable[[Consumer], Any]) -> Any:
         return question(consumer)
     finally:
         consumer.close()
-

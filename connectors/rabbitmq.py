@@ -24,9 +24,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import pika
 import pika.exceptions as px
@@ -34,6 +32,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from runtime.metrics import RABBITMQ_PUBLISHED
 from connectors.rabbitmq_errors import RabbitMQConfigError
+from engine.records import AmqpMessage, stable_message_id
 
 __all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "stable_message_id"]
 
@@ -41,33 +40,17 @@ log = logging.getLogger(__name__)
 
 PERSISTENT = 2  # AMQP delivery mode
 DEFAULT_HEARTBEAT_S = 600  # a blocking client only answers heartbeats while publishing: keep idle gaps legal
-MESSAGE_ID_NAMESPACE = uuid.UUID("6f2b8f0e-3c1a-5d7e-9b4a-2f61c0d8e915")
 
 
-def stable_message_id(*parts: object) -> str:
-    """The same id for the same parts, in every process and run (UUID v5)."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
-
-
-@dataclass(frozen=True)
-class AmqpMessage:
-    """A message to publish to the sink's exchange."""
-
-    routing_key: str
-    body: bytes
-    message_id: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str | None = None
-    timestamp_s: int | None = None  # AMQP timestamps are whole seconds
-
-    def properties(self) -> pika.BasicProperties:
-        return pika.BasicProperties(
-            delivery_mode=PERSISTENT,
-            message_id=self.message_id,
-            headers=dict(self.headers) or None,
-            content_type=self.content_type,
-            timestamp=self.timestamp_s,
-        )
+def properties_of(message: AmqpMessage) -> pika.BasicProperties:
+    """The AMQP properties a message is published with: persistent, its id, headers and content type."""
+    return pika.BasicProperties(
+        delivery_mode=PERSISTENT,
+        message_id=message.message_id,
+        headers=dict(message.headers) or None,
+        content_type=message.content_type,
+        timestamp=message.timestamp_s,
+    )
 
 
 def _endpoint(params: pika.URLParameters) -> str:
@@ -188,7 +171,7 @@ class RabbitPublisher:
                 self._connection.process_data_events(0)  # notice a connection the broker closed while idle
                 while position < len(messages):
                     message = messages[position]
-                    self._channel.basic_publish(self.exchange, message.routing_key, message.body, message.properties())
+                    self._channel.basic_publish(self.exchange, message.routing_key, message.body, properties_of(message))
                     position += 1
                     self.published += 1
                 backoff = self.initial_backoff_s

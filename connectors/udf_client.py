@@ -35,15 +35,13 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import grpc
-import orjson
 
 from udf import headers as h
 from udf.protocol import GrpcMessage, GrpcPayloadCollection, MessagingServiceStub
-from udf.times import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +112,8 @@ class UdfFailure:
     address: str = ""
 
     def reason_headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers that say why the message was dead-lettered."""
+        """Kafka headers that say what the UDF answered (the dead letter's reason is `udf-error`)."""
         return [
-            ("x-dlq-reason", b"udf-error"),
             ("x-udf-status", self.code.encode()),
             ("x-udf-status-details", self.details.encode()),
             ("x-udf-address", self.address.encode()),
@@ -295,128 +292,3 @@ class UdfClient:
         for channel in channels:
             channel.close()
         self._local = threading.local()
-
-
-# --- the headers a Streaming Runtime UDF expects -------------------------------------------
-
-
-def key_text(key: bytes | str | None) -> str:
-    """A message key as header text (invalid UTF-8 kept readable, not dropped)."""
-    if key is None:
-        return ""
-    if isinstance(key, str):
-        return key
-    return key.decode("utf-8", errors="backslashreplace")
-
-
-def request_headers(
-    *,
-    key: bytes | str | None = None,
-    content_type: str = h.JSON,
-    event_time_ms: int | None = None,
-    watermark_ms: int | None = None,
-    window_start_ms: int | None = None,
-    window_end_ms: int | None = None,
-    topic: str | None = None,
-    partition: int | None = None,
-    offset: int | None = None,
-    timestamp_ms: int | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Headers as Streaming Runtime's processor passed them: the message's own
-    headers (`extra`) as strings, then content type, key, Kafka coordinates,
-    event time, watermark and window bounds, each only when known."""
-    headers = dict(extra or {})
-    named = {
-        h.CONTENT_TYPE: content_type,
-        h.MESSAGE_KEY: key_text(key) if key is not None else None,
-        h.TOPIC: topic,
-        h.PARTITION: partition,
-        h.OFFSET: offset,
-        h.RECORD_TIMESTAMP: timestamp_ms,
-        h.EVENT_TIME: event_time_ms,
-        h.WATERMARK: watermark_ms,
-        h.WINDOW_START: window_start_ms,
-        h.WINDOW_END: window_end_ms,
-    }
-    headers.update({name: str(value) for name, value in named.items() if value is not None})
-    return headers
-
-
-def decode_headers(headers: Sequence[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
-    """Kafka record headers as strings (the last value wins for a repeated name)."""
-    out: dict[str, str] = {}
-    for name, value in headers or ():
-        if value is None:
-            out[name] = ""
-        else:
-            out[name] = value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
-    return out
-
-
-def flink_time_ms(value: Any) -> int | None:
-    """Epoch millis of a JSON time (`udf.times.epoch_ms`), None when it is not one."""
-    try:
-        return epoch_ms(value)
-    except ValueError:
-        return None
-
-
-def window_from_value(value: bytes | None) -> tuple[int, int] | None:
-    """(start, end) of the window a JSON count record describes, when it names one."""
-    if not value:
-        return None
-    try:
-        record = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    start, end = flink_time_ms(record.get("window_start")), flink_time_ms(record.get("window_end"))
-    return (start, end) if start is not None and end is not None else None
-
-
-@dataclass
-class HeaderBuilder:
-    """Builds a `UdfCall` from a Kafka record with Streaming Runtime's headers.
-
-    The window bounds come from the record's `windowStartTime`/`windowEndTime`
-    headers, else from the JSON value's `window_start`/`window_end`. The event
-    time is the window's last millisecond (Flink's row time of a window
-    result), else the record timestamp. The watermark is this stage's view:
-    the largest event time seen on the record's partition minus
-    `watermark_delay_ms`.
-    """
-
-    content_type: str = h.JSON
-    watermark_delay_ms: int = 0
-    _partition_max: dict[tuple[str, int], int] = field(default_factory=dict)
-
-    def call_for(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                 headers: Sequence[tuple[str, bytes]] | None, timestamp_ms: int | None, ref: Any = None) -> UdfCall:
-        own = decode_headers(headers)
-        start, end = _int_or_none(own.get(h.WINDOW_START)), _int_or_none(own.get(h.WINDOW_END))
-        if start is None or end is None:
-            start, end = window_from_value(value) or (None, None)
-        event_time = end - 1 if end is not None else timestamp_ms
-        watermark = None
-        if event_time is not None:
-            seen = max(self._partition_max.get((topic, partition), event_time), event_time)
-            self._partition_max[(topic, partition)] = seen
-            watermark = seen - self.watermark_delay_ms
-        return UdfCall(
-            value or b"",
-            request_headers(
-                key=key, content_type=own.get(h.CONTENT_TYPE, self.content_type), event_time_ms=event_time,
-                watermark_ms=watermark, window_start_ms=start, window_end_ms=end, topic=topic,
-                partition=partition, offset=offset, timestamp_ms=timestamp_ms, extra=own,
-            ),
-            ref,
-        )
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return int(text) if text not in (None, "") else None
-    except ValueError:
-        return None

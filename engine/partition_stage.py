@@ -26,46 +26,15 @@ import polars as pl
 
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from engine.records import GroupRows, KafkaOut, PartitionBatch, RawRecord
+from engine.dead_letters import dead_letter
+from engine.records import NO_WATERMARK, GroupRows, PartitionBatch, PartitionId, RecordBatch, WindowedOutput
 
-NO_WATERMARK = -(2**62)
-
-
-@dataclass
-class ReadBatch:
-    """Records read from one partition in one go: their values and offsets,
-    and a way to materialise any of them unchanged (only dead letters are)."""
-
-    values: Sequence[bytes | None]  # a list, or NativeValues over a native read
-    raw: Callable[[int], RawRecord]
-    first_offset: int = 0
-    offsets: list[int] | None = None  # None: contiguous from first_offset
-    timestamps: Callable[[], list[int]] | None = None  # Kafka record timestamps, when event time comes from them
-
-    @classmethod
-    def of(cls, records: Sequence[RawRecord]) -> "ReadBatch":
-        offsets = [r.offset for r in records]
-        return cls([r.value for r in records], records.__getitem__, offsets[0] if offsets else 0, offsets,
-                   lambda: [r.timestamp_ms or 0 for r in records])
-
-    def offsets_of(self, positions: Sequence[int]) -> pl.Series:
-        if self.offsets is None:
-            return pl.Series("__offset", positions, dtype=pl.Int64) + self.first_offset
-        return pl.Series("__offset", [self.offsets[i] for i in positions], dtype=pl.Int64)
-
-
-def dead_letter(record: RawRecord, reason: str, topic: str) -> KafkaOut:
-    """The record unchanged, with headers saying why and where it came from."""
-    headers = list(record.headers or [])
-    headers += [
-        ("x-dlq-reason", reason.encode()),
-        ("x-source-topic", str(record.topic).encode()),
-        ("x-source-partition", str(record.partition).encode()),
-        ("x-source-offset", str(record.offset).encode()),
-    ]
-    if record.timestamp_ms is not None:
-        headers.append(("x-source-timestamp", str(record.timestamp_ms).encode()))
-    return KafkaOut(topic, record.key, record.value, headers)
+def offsets_of(batch: RecordBatch, positions: Sequence[int]) -> pl.Series:
+    """The Kafka offsets of the records at `positions` of a read."""
+    offsets = batch.offsets
+    if offsets is None:
+        return pl.Series("__offset", positions, dtype=pl.Int64) + batch.first_offset
+    return pl.Series("__offset", [offsets[i] for i in positions], dtype=pl.Int64)
 
 
 @dataclass
@@ -85,8 +54,8 @@ class PartitionStage:
         stream: StreamSpec,
         settings: EngineSettings,
         decoder: Any,
-        source: str,
-        partitions: tuple[str, ...],
+        source: PartitionId,
+        partitions: tuple[PartitionId, ...],
         dlq_topic: str,
         state: tuple[int, int | None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -97,8 +66,6 @@ class PartitionStage:
         self.settings = settings
         self.decoder = decoder
         self.source = source
-        self.topic, partition = source.rsplit("/", 1)
-        self.partition = int(partition)
         self.partitions = partitions
         self.dlq_topic = dlq_topic
         self.clock = clock
@@ -116,12 +83,12 @@ class PartitionStage:
     def snapshot(self) -> tuple[int, int | None]:
         return (self.watermark_ms, self.max_event_ms)
 
-    def process(self, batch: ReadBatch, end_of_input: bool = False) -> tuple[PartitionBatch, list[KafkaOut]]:
-        """One read batch in, the grouped rows and the dead letters out."""
+    def process(self, batch: RecordBatch, end_of_input: bool = False, caught_up: bool = False) -> WindowedOutput:
+        """One read in, the grouped rows and the dead letters out."""
         decoded = self.decoder.decode(batch.values)
         rows = self._kept_rows(decoded, batch)
         rows.rejected.sort()
-        dead = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in rows.rejected]
+        dead = [dead_letter(batch.record(i), reason, self.dlq_topic) for i, reason in rows.rejected]
         kept = rows.frame
         if kept.height:
             largest = int(kept["__ts"].max())  # type: ignore[arg-type]
@@ -129,35 +96,34 @@ class PartitionStage:
             self.watermark_ms = max(self.watermark_ms, largest - self.delay)
         passing = kept.filter(self.predicate) if self.predicate is not None and kept.height else kept
         groups = self._group(passing)
-        return (
+        return WindowedOutput(
             PartitionBatch(
                 source=self.source,
                 partitions=self.partitions,
-                records_in=len(batch.values),
+                records_in=len(batch),
                 filtered=kept.height - passing.height,
                 dead_lettered=len(dead),
                 watermark_ms=None if self.watermark_ms == NO_WATERMARK else self.watermark_ms,
                 max_event_ms=self.max_event_ms,
                 groups=groups,
                 end_of_input=end_of_input,
-                topic=self.topic,
-                partition=self.partition,
+                caught_up=caught_up,
             ),
             dead,
         )
 
-    def _kept_rows(self, decoded: Any, batch: ReadBatch) -> _Rows:
+    def _kept_rows(self, decoded: Any, batch: RecordBatch) -> _Rows:
         """Decoded rows minus future-stamped ones, with event time, offset and
         the watermark before each row."""
         rejected = list(decoded.errors)
         index = decoded.index
         frame = decoded.frame
         if self.time_from_kafka:
-            stamps = batch.timestamps() if batch.timestamps else [0] * len(batch.values)
+            stamps = batch.timestamps()
             event_times = pl.Series("__ts", [stamps[i] for i in index], dtype=pl.Int64)
         else:
             event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
-        frame = frame.with_columns(event_times, batch.offsets_of(index), pl.Series("__pos", index, dtype=pl.Int64))
+        frame = frame.with_columns(event_times, offsets_of(batch, index), pl.Series("__pos", index, dtype=pl.Int64))
         skew = self.settings.max_future_skew_ms
         if skew is not None and frame.height:
             limit = int(self.clock() * 1000) + skew

@@ -1,35 +1,47 @@
-"""Per-partition handlers that `KafkaBatchSource` runs beside each reader,
-and the encoders of what a query emits.
+"""Per-partition handlers that the Kafka source runs beside each reader, and
+the encoder of what a query emits.
 
 `WindowedHandler` feeds the event-time engine (`PartitionStage`);
 `StatelessHandler` runs the filter/projection form of a query to the end,
-since it needs no global state.
+since it needs no global state. Both take a read's `RecordBatch` and give one
+output object per read, whose fields are the streams it feeds.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
-from connectors.kafka_readers import read_batch
-from connectors.kafka_source import RetryLater
-from engine.partition_stage import NO_WATERMARK, PartitionStage, dead_letter
-from engine.records import KafkaOut, PartitionBatch, WindowResult
+from engine.dead_letters import dead_letter
+from engine.partition_stage import PartitionStage, offsets_of
+from engine.records import (
+    NO_WATERMARK,
+    KafkaOut,
+    PartitionId,
+    QueryResult,
+    RecordBatch,
+    RetryLater,
+    RowsOutput,
+    WindowedOutput,
+    WindowResult,
+)
 from engine.serde import SchemaRegistryUnavailable, encode_json_key, encode_json_value
 from engine.window_engine import result_row
 
 
 class WindowedHandler:
-    """One input partition of a windowed query: emits (PartitionBatch, dead letters)."""
+    """One input partition of a windowed query: one `WindowedOutput` per read."""
 
     def __init__(self, plan: Plan, stream: StreamSpec, settings: EngineSettings, decoder: Any,
-                 source: str, partitions: tuple[str, ...], dlq_topic: str, state: Any):
+                 source: PartitionId, partitions: tuple[PartitionId, ...], dlq_topic: str, state: Any):
         self.stage = PartitionStage(plan, stream, settings, decoder, source, partitions, dlq_topic, state)
 
-    def handle(self, records: Any, end_of_input: bool) -> list[tuple[PartitionBatch, list[KafkaOut]]]:
+    def handle(self, batch: RecordBatch, end_of_input: bool, caught_up: bool) -> list[WindowedOutput]:
         try:
-            return [self.stage.process(read_batch(records), end_of_input)]
+            return [self.stage.process(batch, end_of_input, caught_up)]
         except SchemaRegistryUnavailable as exc:
             raise RetryLater(str(exc)) from None
 
@@ -59,38 +71,44 @@ class ResultEncoder:
         key = encode_json_key(self.key_fields, row, self.timestamps) if self.key_fields else None
         return KafkaOut(self.topic, key, encode_json_value(self.plan.projection, row), headers or [])
 
-    def encode(self, result: WindowResult) -> KafkaOut:
+    def encode(self, result: WindowResult) -> QueryResult:
+        """A fired window's row; its identity is the window and the whole group key."""
         headers = [("windowStartTime", str(result.start_ms).encode()), ("windowEndTime", str(result.end_ms).encode())]
-        return self.encode_row(result_row(self.plan, result), headers)
+        out = self.encode_row(result_row(self.plan, result), headers)
+        return QueryResult(out, (result.start_ms, result.end_ms), ("window", result.start_ms, result.end_ms, *result.key))
 
 
 class StatelessHandler:
-    """One input partition of `INSERT INTO .. SELECT .. FROM s [WHERE ..]`."""
+    """One input partition of `INSERT INTO .. SELECT .. FROM s [WHERE ..]`: one `RowsOutput` per read."""
 
-    def __init__(self, plan: Plan, stream: StreamSpec, decoder: Any, encoder: ResultEncoder, dlq_topic: str):
+    def __init__(self, plan: Plan, stream: StreamSpec, decoder: Any, encoder: ResultEncoder, dlq_topic: str,
+                 source: PartitionId):
         self.plan = plan
         self.decoder = decoder
         self.encoder = encoder
         self.dlq_topic = dlq_topic
+        self.source = source
         self.predicate = plan.predicate.polars() if plan.predicate else None
 
-    def handle(self, records: Any, end_of_input: bool) -> list[KafkaOut]:
-        batch = read_batch(records)
+    def handle(self, batch: RecordBatch, end_of_input: bool, caught_up: bool) -> list[RowsOutput]:
         try:
             decoded = self.decoder.decode(batch.values)
         except SchemaRegistryUnavailable as exc:
             raise RetryLater(str(exc)) from None
-        out = [dead_letter(batch.raw(i), reason, self.dlq_topic) for i, reason in decoded.errors]
+        dead = [dead_letter(batch.record(i), reason, self.dlq_topic) for i, reason in decoded.errors]
         if not decoded.index:
-            return out
-        frame = decoded.frame
+            return [RowsOutput([], dead)] if dead else []
+        frame = decoded.frame.with_columns(pl.Series("__pos", decoded.index, dtype=pl.Int64))
         if self.predicate is not None:
             frame = frame.filter(self.predicate.fill_null(False))
-        refs = [c.ref for c in self.plan.projection]
         names = [c.name for c in self.plan.projection]
-        for values in frame.select(refs).iter_rows():
-            out.append(self.encoder.encode_row(dict(zip(names, values))))
-        return out
+        offsets = offsets_of(batch, frame["__pos"].to_list()).to_list()
+        topic, partition = self.source
+        results = [
+            QueryResult(self.encoder.encode_row(dict(zip(names, values))), None, ("row", topic, partition, offset))
+            for values, offset in zip(frame.select([c.ref for c in self.plan.projection]).iter_rows(), offsets)
+        ]
+        return [RowsOutput(results, dead)]
 
     def snapshot(self) -> None:
         return None

@@ -6,11 +6,39 @@ boundaries, and the recovery store pickles operator state.
 
 from __future__ import annotations
 
+import uuid
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple, Protocol
 
 Headers = list[tuple[str, bytes]]
+
+NO_WATERMARK = -(2**62)
+"""A watermark below every event time: nothing has been read yet."""
+END_OF_TIME = 2**62
+"""The watermark of an input that has ended: every window fires."""
+
+
+class RetryLater(Exception):
+    """A batch cannot be processed now (a dependency such as the schema
+    registry is away); the reader rewinds to the batch's first record and
+    tries again later."""
+
+
+class PartitionId(NamedTuple):
+    """One input partition; printed as `topic/partition` (Bytewax's part key, metric labels)."""
+
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}"
+
+    @classmethod
+    def parse(cls, text: str) -> "PartitionId":
+        topic, partition = text.rsplit("/", 1)
+        return cls(topic, int(partition))
 
 
 class RawRecord(NamedTuple):
@@ -25,6 +53,66 @@ class RawRecord(NamedTuple):
     value: bytes | None
     headers: Headers | None
     timestamp_ms: int | None
+
+
+class RecordBatch(Protocol):
+    """The records of one read of one partition, in offset order.
+
+    The Kafka readers (`connectors.kafka_readers`) implement it over their
+    own buffers, so that a decoder can take the values in place and a record
+    object is made only for the few that need one (a dead letter)."""
+
+    @property
+    def values(self) -> Sequence[bytes | None]: ...
+
+    @property
+    def first_offset(self) -> int: ...
+
+    @property
+    def offsets(self) -> Sequence[int] | None:
+        """Every record's offset, or None when they are contiguous from `first_offset`."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def record(self, i: int) -> RawRecord: ...
+
+    def records(self) -> list[RawRecord]: ...
+
+    def timestamps(self) -> list[int]:
+        """Kafka record timestamps (epoch ms; 0 where the record has none)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RecordList:
+    """A `RecordBatch` of plain records (tests, benchmarks, records held in memory)."""
+
+    items: Sequence[RawRecord]
+
+    @property
+    def values(self) -> list[bytes | None]:
+        return [r.value for r in self.items]
+
+    @property
+    def first_offset(self) -> int:
+        return self.items[0].offset if self.items else 0
+
+    @property
+    def offsets(self) -> list[int]:
+        return [r.offset for r in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def record(self, i: int) -> RawRecord:
+        return self.items[i]
+
+    def records(self) -> list[RawRecord]:
+        return list(self.items)
+
+    def timestamps(self) -> list[int]:
+        return [r.timestamp_ms or 0 for r in self.items]
 
 
 @dataclass(frozen=True)
@@ -67,8 +155,8 @@ class PartitionBatch:
     """What one input partition contributes per read: grouped rows, its new
     watermark, and its bookkeeping. Dead letters travel separately."""
 
-    source: str  # "topic/partition"
-    partitions: tuple[str, ...]  # every partition of the input, so the engine knows whom to wait for
+    source: PartitionId
+    partitions: tuple[PartitionId, ...]  # every partition of the input, so the engine knows whom to wait for
     records_in: int
     filtered: int
     dead_lettered: int
@@ -76,8 +164,7 @@ class PartitionBatch:
     max_event_ms: int | None
     groups: dict[tuple[int, int, tuple], GroupRows]
     end_of_input: bool = False
-    topic: str = ""
-    partition: int = 0
+    caught_up: bool = False  # the reader had reached the end of the partition's log: it may be judged idle
 
 
 @dataclass(frozen=True)
@@ -101,3 +188,62 @@ class LateRecord:
     window_start_ms: int
     window_end_ms: int
     watermark_ms: int
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What one call of the window engine gives: fired results (in firing
+    order) and the late records of the batch it took."""
+
+    results: list[WindowResult] = field(default_factory=list)
+    late: list[LateRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A row a query emits, as its output Stream holds it (`out`), with what
+    a downstream stage of the same dataflow needs without decoding it again:
+    the window it belongs to, and `identity`, which is the same for every
+    re-emission of this row and different from every other row's (the
+    window and the whole group key, or the input record's coordinates)."""
+
+    out: KafkaOut
+    window: tuple[int, int] | None
+    identity: tuple
+
+
+@dataclass(frozen=True)
+class WindowedOutput:
+    """What one read of a windowed query's partition gives: its grouped rows
+    for the window engine, and its dead letters."""
+
+    batch: PartitionBatch
+    dead: list[KafkaOut]
+
+
+@dataclass(frozen=True)
+class RowsOutput:
+    """What one read of a stateless query's partition gives: result rows and dead letters."""
+
+    results: list[QueryResult]
+    dead: list[KafkaOut]
+
+
+MESSAGE_ID_NAMESPACE = uuid.UUID("6f2b8f0e-3c1a-5d7e-9b4a-2f61c0d8e915")
+
+
+def stable_message_id(*parts: object) -> str:
+    """The same id for the same parts, in every process and run (UUID v5)."""
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+@dataclass(frozen=True)
+class AmqpMessage:
+    """A message to publish to a RabbitMQ sink's exchange."""
+
+    routing_key: str
+    body: bytes
+    message_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+    timestamp_s: int | None = None  # AMQP timestamps are whole seconds

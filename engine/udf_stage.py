@@ -1,35 +1,45 @@
-"""The SRP Processor's UDF stage as a dataflow step: Kafka records -> UDF -> output messages.
+"""The SRP Processor's UDF stage: records in, output messages and dead letters out.
 
-`UdfStage.process` is plain code (a list of `RawRecord` in, a list of
-`AmqpMessage` / `KafkaOut` out) so it can be tested and reused without
-Bytewax; `udf_step` is the thin Bytewax operator around it.
-
-For each input record the stage calls the UDF (`connectors.udf_client`) with
-Streaming Runtime's headers and turns the reply into:
+`UdfStage.process` is plain code, tested and reused without Bytewax
+(`operators.udf` is the step around it). Its input is either a record read
+from Kafka (`RawRecord`) or a query's result handed over in the same
+dataflow (`QueryResult`, which already knows its window and identity). For
+each one it calls the UDF (`connectors.udf_client`) with the Streaming
+Runtime's headers (`udf.headers`) and turns the reply into:
 
 - one output message per reply payload, to RabbitMQ (`AmqpMessage`: routing
-  key from the record key, stable `message_id` from window and key) or to
-  Kafka (`KafkaOut`: same key, reply headers), as the output Stream says;
+  key from the record key, a `message_id` that is the same for every
+  re-emission of the same result and different from every other result's)
+  or to Kafka (`KafkaOut`: same key, reply headers), as the output Stream says;
 - nothing, when the reply is empty (the UDF's "no output");
-- a dead letter (`KafkaOut` to the input's dead-letter topic: the record
-  unchanged, with the gRPC status in its headers) when the UDF refused it.
+- a dead letter (the input unchanged, with the gRPC status in its headers)
+  when the UDF refused it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Sequence
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Sequence
 
-import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Stream
 
+from connectors.udf_client import UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply
+from engine.dead_letters import dead_letter, dead_letter_of_result
+from engine.records import AmqpMessage, KafkaOut, QueryResult, RawRecord, stable_message_id
 from runtime.metrics import UDF_CALLS
-from engine.partition_stage import dead_letter
-from connectors.rabbitmq import AmqpMessage, stable_message_id
-from engine.records import KafkaOut, RawRecord
-from connectors.udf_client import HeaderBuilder, UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply, decode_headers, key_text
 from udf import headers as h
+from udf.headers import HeaderBuilder, decode_headers, key_text
+
+UdfInput = RawRecord | QueryResult
+
+
+@dataclass(frozen=True)
+class UdfStageOutput:
+    """What one batch of the stage gives: messages for the output Stream, dead letters."""
+
+    messages: list[AmqpMessage | KafkaOut] = field(default_factory=list)
+    dead: list[KafkaOut] = field(default_factory=list)
 
 
 def routing_key(key: bytes | None, key_fields: Sequence[str] = ()) -> str:
@@ -49,69 +59,80 @@ def routing_key(key: bytes | None, key_fields: Sequence[str] = ()) -> str:
     return ".".join("" if fields[n] is None else str(fields[n]) for n in names)
 
 
-def message_id_for(record: RawRecord, call_headers: dict[str, str], output: UdfOutput, rkey: str) -> str:
-    """Stable across replays: the window and key when the record is a window result,
-    else the record's position in Kafka; plus the output's index in a multipart reply."""
+def identity_of(item: UdfInput, call_headers: dict[str, str]) -> tuple:
+    """What stays the same for every re-emission of an input and differs between inputs.
+
+    A handed-over result knows it (its window and whole group key, or its
+    input's coordinates). A window result read back from Kafka is named by
+    its window and its bytes: a re-emission is byte-identical, and two
+    results of one window differ in their key or value. Any other record is
+    named by its place in Kafka."""
+    if isinstance(item, QueryResult):
+        return item.identity
     start, end = call_headers.get(h.WINDOW_START), call_headers.get(h.WINDOW_END)
     if start is not None and end is not None:
-        return stable_message_id("window", start, end, rkey, output.index)
-    return stable_message_id("record", record.topic, record.partition, record.offset, output.index)
+        digest = hashlib.sha256((item.key or b"") + b"\x00" + (item.value or b"")).hexdigest()
+        return ("window-record", start, end, digest)
+    return ("record", item.topic, item.partition, item.offset)
 
 
 @dataclass
 class UdfStage:
-    """Calls the UDF for a batch of records and shapes what comes back."""
+    """Calls the UDF for a batch of inputs and shapes what comes back."""
 
     client: UdfClient | None  # None: no UDF (a broker bridge), records pass unchanged
     output_protocol: Literal["rabbitmq", "kafka"]
     output_topic: str  # Kafka topic when the output is Kafka (RabbitMQ: the sink knows its exchange)
     dlq_topic: str
     key_fields: tuple[str, ...] = ()
-    header_builder: HeaderBuilder | None = None
+    header_builder: HeaderBuilder = field(default_factory=HeaderBuilder)
     processor: str = "udf"
 
-    def __post_init__(self) -> None:
-        if self.header_builder is None:
-            self.header_builder = HeaderBuilder()
+    def call_for(self, item: UdfInput) -> UdfCall:
+        if isinstance(item, QueryResult):
+            out = item.out
+            headers = self.header_builder.headers_for(out.topic, None, None, out.key, out.value, out.headers, None, item.window)
+            return UdfCall(out.value or b"", headers, item)
+        headers = self.header_builder.headers_for(item.topic, item.partition, item.offset, item.key, item.value,
+                                                  item.headers, item.timestamp_ms)
+        return UdfCall(item.value or b"", headers, item)
 
-    def calls_for(self, records: Sequence[RawRecord]) -> list[UdfCall]:
-        return [
-            self.header_builder.call_for(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp_ms, ref=r)
-            for r in records
-        ]
-
-    def process(self, records: Sequence[RawRecord]) -> list[AmqpMessage | KafkaOut]:
-        """Output messages and dead letters for `records`, in input order."""
-        out: list[AmqpMessage | KafkaOut] = []
-        calls = self.calls_for(records)
+    def process(self, items: Sequence[UdfInput]) -> UdfStageOutput:
+        """Output messages and dead letters for `items`, each in input order."""
+        result = UdfStageOutput()
+        calls = [self.call_for(i) for i in items]
         if self.client is None:
-            results = [UdfReply(c, (UdfOutput(c.payload, decode_headers(c.ref.headers)),) if c.payload else ()) for c in calls]
+            replies = [UdfReply(c, (UdfOutput(c.payload, _own_headers(c.ref)),) if c.payload else ()) for c in calls]
         else:
-            results = self.client.call_batch(calls)
-        for result in results:
-            record: RawRecord = result.call.ref
-            if isinstance(result, UdfFailure):
-                UDF_CALLS.labels(self.processor, result.code).inc()
-                letter = dead_letter(record, "udf-error", self.dlq_topic)
-                letter.headers.extend(kv for kv in result.reason_headers() if kv[0] != "x-dlq-reason")
-                out.append(letter)
+            replies = self.client.call_batch(calls)
+        for reply in replies:
+            item: UdfInput = reply.call.ref
+            if isinstance(reply, UdfFailure):
+                UDF_CALLS.labels(self.processor, reply.code).inc()
+                letter = self.dead_letter(item, "udf-error")
+                letter.headers.extend(reply.reason_headers())
+                result.dead.append(letter)
                 continue
-            UDF_CALLS.labels(self.processor, "OK" if result.outputs else "OK_EMPTY").inc()
-            out.extend(self.outputs_for(record, result))
-        return out
+            UDF_CALLS.labels(self.processor, "OK" if reply.outputs else "OK_EMPTY").inc()
+            result.messages.extend(self.outputs_for(item, reply))
+        return result
 
-    def outputs_for(self, record: RawRecord, reply: UdfReply) -> Iterable[AmqpMessage | KafkaOut]:
-        call_headers = dict(reply.call.headers)
+    def dead_letter(self, item: UdfInput, reason: str) -> KafkaOut:
+        if isinstance(item, QueryResult):
+            return dead_letter_of_result(item, reason, self.dlq_topic)
+        return dead_letter(item, reason, self.dlq_topic)
+
+    def outputs_for(self, item: UdfInput, reply: UdfReply) -> Iterable[AmqpMessage | KafkaOut]:
+        key = item.out.key if isinstance(item, QueryResult) else item.key
+        identity = identity_of(item, dict(reply.call.headers))
         for output in reply.outputs:
             if self.output_protocol == "kafka":
-                yield KafkaOut(self.output_topic, record.key, output.payload,
-                               [(k, v.encode()) for k, v in output.headers.items()])
+                yield KafkaOut(self.output_topic, key, output.payload, [(k, v.encode()) for k, v in output.headers.items()])
                 continue
-            rkey = routing_key(record.key, self.key_fields)
             yield AmqpMessage(
-                routing_key=rkey,
+                routing_key=routing_key(key, self.key_fields),
                 body=output.payload,
-                message_id=message_id_for(record, call_headers, output, rkey),
+                message_id=stable_message_id(*identity, output.index),
                 headers=dict(output.headers),
                 content_type=output.headers.get(h.CONTENT_TYPE),
             )
@@ -121,11 +142,6 @@ class UdfStage:
             self.client.close()
 
 
-def udf_step(step_id: str, up: Stream[RawRecord], stage: UdfStage) -> op.BranchOut:
-    """Bytewax step: records in; `.trues` the output messages, `.falses` the dead letters
-    (`KafkaOut` to the dead-letter topic). With a Kafka output both are `KafkaOut`;
-    tell them apart by topic."""
-    results: Stream[Any] = op.flat_map_batch(f"{step_id}_call", up, stage.process)
-    if stage.output_protocol == "kafka":
-        return op.branch(f"{step_id}_split", results, lambda m: m.topic != stage.dlq_topic)
-    return op.branch(f"{step_id}_split", results, lambda m: isinstance(m, AmqpMessage))
+def _own_headers(item: UdfInput) -> dict[str, str]:
+    """An input's own headers as strings (what a stage without a UDF forwards)."""
+    return decode_headers(item.out.headers if isinstance(item, QueryResult) else item.headers)

@@ -1,7 +1,7 @@
 """The global half of the event-time engine: watermarks across partitions,
 window firing, lateness, and the merge of partial aggregates.
 
-It follows `semantics.md` exactly and is pure: batches and processing times
+It follows the event-time contract (docs/semantics.md) exactly and is pure: batches and processing times
 in, results and late records out, so the rules are tested by the thousand
 without a broker. The Bytewax operator around it is `operators.windows`.
 
@@ -23,31 +23,35 @@ from typing import Any
 from config.pipeline import EngineSettings
 from config.sql.plan import Plan
 from engine.aggregates import Accumulator
-from engine.records import LateRecord, PartitionBatch, WindowResult
+from engine.records import END_OF_TIME, NO_WATERMARK, Fired, LateRecord, PartitionBatch, PartitionId, WindowResult
 
-NO_WATERMARK = -(2**62)
-END_OF_TIME = 2**62
+STALL_FLOOR_MS = 1_000.0
+"""A partition not heard from for this long (or the idle timeout, if longer)
+is stalled, not idle; so is the engine when it was not called for as long."""
 
 
 @dataclass
 class PartitionClock:
-    """What the engine knows of one input partition."""
+    """What the engine knows of one input partition. Times are processing time (ms)."""
 
     watermark_ms: int = NO_WATERMARK
-    last_arrival_ms: float = 0.0  # processing time of the last record read
+    last_arrival_ms: float = 0.0  # the last batch that held records
+    last_heard_ms: float = float("-inf")  # the last batch of any size (readers send an empty one every tick)
+    caught_up: bool = False  # the reader had reached the end of the partition's log at its last batch
 
 
 @dataclass
 class EngineState:
     """Everything that must survive a restart (pickled into the recovery store)."""
 
-    partitions: dict[str, PartitionClock] = field(default_factory=dict)
+    partitions: dict[PartitionId, PartitionClock] = field(default_factory=dict)
     fired_ms: int = NO_WATERMARK  # F: the highest global watermark so far
     max_event_ms: int | None = None
     max_event_arrival_ms: float = 0.0
     open_windows: dict[tuple[int, int], dict[tuple, Accumulator]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("records_in", "filtered", "counted", "late", "dead_lettered", "results_out"), 0))
     started_ms: float | None = None
+    last_call_ms: float | None = None  # processing time of the engine's last step: a gap is a stall (or downtime)
 
 
 def _sort_key(key: tuple) -> tuple:
@@ -63,13 +67,47 @@ class WindowEngine:
         self.settings = settings
         self.delay_ms = delay_ms
         self.state = state or EngineState()
+        timeout = settings.idle_timeout_ms
+        self.stall_ms = max(STALL_FLOOR_MS, float(timeout or 0))
 
-    # --- watermarks ---------------------------------------------------------
+    # --- processing time -----------------------------------------------------
+
+    def _resume(self, now_ms: float) -> None:
+        """Processing time stands still while the engine does not run.
+
+        A gap since the engine's last step (a restart after any downtime, a
+        worker blocked by a sink waiting for its broker, a paused process) is
+        taken out of every processing-time clock, so that idleness and the
+        quiet-input advance judge the input as if the gap had not happened:
+        the records that arrive after it are the ones that were waiting."""
+        st = self.state
+        if st.last_call_ms is not None:
+            gap = now_ms - st.last_call_ms
+            if gap > self.stall_ms:
+                for clock in st.partitions.values():
+                    clock.last_arrival_ms += gap
+                    clock.last_heard_ms += gap
+                st.max_event_arrival_ms += gap
+                if st.started_ms is not None:
+                    st.started_ms += gap
+        st.last_call_ms = now_ms
 
     def _idle(self, clock: PartitionClock, now_ms: float) -> bool:
-        return now_ms - clock.last_arrival_ms > self.settings.idle_timeout_ms
+        """Idle: caught up with its log, still heard from, and no record for the idle timeout.
 
-    def _know(self, partitions: tuple[str, ...], now_ms: float) -> None:
+        A partition that has a backlog, or that its reader cannot read (a
+        broker or registry outage, a stalled worker: no batch for a while),
+        holds the watermark back however long it is quiet."""
+        timeout = self.settings.idle_timeout_ms
+        if not timeout:  # 0 or None: idleness detection is off (Flink's default)
+            return False
+        return (
+            clock.caught_up
+            and now_ms - clock.last_heard_ms <= self.stall_ms
+            and now_ms - clock.last_arrival_ms > timeout
+        )
+
+    def _know(self, partitions: tuple[PartitionId, ...], now_ms: float) -> None:
         """Partitions not heard from yet count as active from the engine's start."""
         st = self.state
         if st.started_ms is None:
@@ -90,10 +128,13 @@ class WindowEngine:
 
     # --- input ---------------------------------------------------------------
 
-    def on_batch(self, batch: PartitionBatch, now_ms: float) -> tuple[list[WindowResult], list[LateRecord]]:
+    def on_batch(self, batch: PartitionBatch, now_ms: float) -> Fired:
         st = self.state
+        self._resume(now_ms)
         self._know(batch.partitions, now_ms)
         clock = st.partitions.setdefault(batch.source, PartitionClock(last_arrival_ms=now_ms))
+        clock.last_heard_ms = now_ms
+        clock.caught_up = batch.caught_up
         if batch.records_in:
             clock.last_arrival_ms = now_ms
         others = [c.watermark_ms for name, c in st.partitions.items() if name != batch.source and not self._idle(c, now_ms)]
@@ -101,6 +142,7 @@ class WindowEngine:
         fired = st.fired_ms
 
         late: list[LateRecord] = []
+        topic, partition = batch.source
         for (start, end, key), rows in batch.groups.items():
             limit = end - 1
             if limit <= fired:
@@ -117,7 +159,7 @@ class WindowEngine:
                 acc.fold(self.aggregates, rows.values, 0, split)
             for pos, offset in rows.late_after(split):
                 seen = max(fired, min(rows.local_watermarks[pos], w_others))
-                late.append(LateRecord(batch.topic, batch.partition, offset, start, end, seen))
+                late.append(LateRecord(topic, partition, offset, start, end, seen))
 
         passing = batch.records_in - batch.filtered - batch.dead_lettered
         counters = st.counters
@@ -132,17 +174,18 @@ class WindowEngine:
         if batch.max_event_ms is not None and (st.max_event_ms is None or batch.max_event_ms > st.max_event_ms):
             st.max_event_ms = batch.max_event_ms
             st.max_event_arrival_ms = now_ms
-        return self._advance(now_ms), late
+        return Fired(self._advance(now_ms), late)
 
-    def on_tick(self, now_ms: float) -> list[WindowResult]:
+    def on_tick(self, now_ms: float) -> Fired:
         """Processing time passed: idle partitions and quiet input may fire windows."""
         if self.state.started_ms is None:
-            return []
-        return self._advance(now_ms)
+            return Fired()
+        self._resume(now_ms)
+        return Fired(self._advance(now_ms))
 
-    def on_end(self) -> list[WindowResult]:
+    def on_end(self) -> Fired:
         """Bounded input is exhausted: W jumps to +infinity, every window fires."""
-        return self._fire(END_OF_TIME)
+        return Fired(self._fire(END_OF_TIME))
 
     # --- output --------------------------------------------------------------
 

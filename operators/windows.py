@@ -1,10 +1,11 @@
-"""The Bytewax operator around `WindowEngine`.
+"""The Bytewax step around `WindowEngine`.
 
 All partition batches of one query meet in one stateful step (a single key),
 which holds the global watermark; the heavy per-record work was already done
 in parallel beside each partition's reader (`engine.partition_stage`), so
 what reaches this step is grouped rows, not events. A timer wakes it so idle
-partitions and quiet input still close windows.
+partitions and quiet input still close windows. It emits one `Fired` per
+step that fired something or found late records.
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ from __future__ import annotations
 import copy
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from runtime.metrics import CounterDeltas, publish_watermarks
-from engine.records import LateRecord, PartitionBatch, WindowResult
+from engine.records import Fired, PartitionBatch
 from engine.window_engine import EngineState, WindowEngine
+from runtime.metrics import CounterDeltas, publish_watermarks
 
-EngineOutput = WindowResult | LateRecord
 
-
-class WindowLogic(StatefulLogic[PartitionBatch, EngineOutput, EngineState]):
+class WindowLogic(StatefulLogic[PartitionBatch, Fired, EngineState]):
     def __init__(self, engine: WindowEngine, processor: str, tick_s: float):
         self.engine = engine
         self.processor = processor
@@ -33,25 +32,24 @@ class WindowLogic(StatefulLogic[PartitionBatch, EngineOutput, EngineState]):
         self.metrics = CounterDeltas(processor)
         self.metrics.seen = dict(engine.state.counters)  # a restored engine's totals were published before
 
-    def _done(self, out: Iterable[EngineOutput]) -> tuple[list[EngineOutput], bool]:
+    def _done(self, fired: Fired) -> tuple[list[Fired], bool]:
         state = self.engine.state
         self.metrics.publish(state.counters)
         publish_watermarks(
             self.processor,
-            {name: clock.watermark_ms for name, clock in state.partitions.items()},
+            {str(name): clock.watermark_ms for name, clock in state.partitions.items()},
             state.fired_ms,
             self.engine.open_window_count,
         )
-        return list(out), StatefulLogic.RETAIN
+        return ([fired] if fired.results or fired.late else []), StatefulLogic.RETAIN
 
-    def on_item(self, value: PartitionBatch) -> tuple[list[EngineOutput], bool]:
-        results, late = self.engine.on_batch(value, time.time() * 1000)
-        return self._done([*late, *results])
+    def on_item(self, value: PartitionBatch) -> tuple[list[Fired], bool]:
+        return self._done(self.engine.on_batch(value, time.time() * 1000))
 
-    def on_notify(self) -> tuple[list[EngineOutput], bool]:
+    def on_notify(self) -> tuple[list[Fired], bool]:
         return self._done(self.engine.on_tick(time.time() * 1000))
 
-    def on_eof(self) -> tuple[list[EngineOutput], bool]:
+    def on_eof(self) -> tuple[list[Fired], bool]:
         return self._done(self.engine.on_end())
 
     def notify_at(self) -> datetime:
@@ -67,7 +65,7 @@ def window_aggregate(
     make_engine: Callable[[EngineState | None], WindowEngine],
     processor: str,
     tick_s: float = 0.2,
-) -> Stream[EngineOutput]:
+) -> Stream[Fired]:
     """Merge the partitions' batches into fired window results and late records."""
     keyed = op.key_on(f"{step_id}_key", up, lambda _batch: "all")
     out = op.stateful(step_id, keyed, lambda state: WindowLogic(make_engine(state), processor, tick_s))

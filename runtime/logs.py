@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import orjson
@@ -25,8 +24,13 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str | None = None, level: str | None = None) -> None:
-    """Configure the root logger once; `IOT_LOG_FORMAT` / `IOT_LOG_LEVEL` are the defaults."""
-    log_format = log_format or os.environ.get("IOT_LOG_FORMAT", "text")
+    """Configure the root logger; what is not given comes from `runtime.settings.LogOptions`
+    (`IOT_LOG_FORMAT`, `IOT_LOG_LEVEL`)."""
+    if log_format is None or level is None:
+        from runtime.settings import LogOptions
+
+        defaults = LogOptions.from_env()
+        log_format, level = log_format or defaults.format, level or defaults.level
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonLineFormatter())
@@ -34,7 +38,7 @@ def configure_logging(log_format: str | None = None, level: str | None = None) -
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("IOT_LOG_LEVEL", "INFO"))
+    root.setLevel(level)
     # pika logs every failed connection attempt with a traceback; our own
     # retry loops report connection problems once, clearly.
     logging.getLogger("pika").setLevel(logging.CRITICAL)

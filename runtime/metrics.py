@@ -11,12 +11,14 @@ cost nothing.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Mapping
 
-SERVED = "BYTEWAX_DATAFLOW_API_ENABLED" in os.environ
-"""Whether Bytewax serves /metrics: it checks that the variable is set, whatever its value."""
+from engine.records import NO_WATERMARK
+from runtime.settings import metrics_served
+
+SERVED = metrics_served()
+"""Whether Bytewax serves /metrics (read once, when this module loads)."""
 
 
 class Unserved:
@@ -72,8 +74,8 @@ class CounterDeltas:
 
 def publish_watermarks(processor: str, partitions: Mapping[str, int], global_watermark_ms: int, open_windows: int) -> None:
     for name, watermark in partitions.items():
-        if watermark > -(2**61):
+        if watermark > NO_WATERMARK:
             WATERMARK.labels(processor, name).set(watermark)
-    if global_watermark_ms > -(2**61):
+    if global_watermark_ms > NO_WATERMARK:
         WATERMARK_LAG.labels(processor).set(time.time() - global_watermark_ms / 1000)
     OPEN_WINDOWS.labels(processor).set(open_windows)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from connectors.kafka_readers import ConfluentReader, NativeReader, PartitionReader, Read, raw_records, record_at
+from connectors.kafka_readers import ConfluentReader, NativeReader, PartitionReader, Read
 from engine.serde import make_decoder
 from engine.serde.batch import NativeValues
 from tests.unit.test_serde import framed, seed_records, stream
@@ -46,7 +46,7 @@ def read_all(reader: ConfluentReader | NativeReader, n: int, batch: int = 64) ->
         read = reader.read(batch, 0.5)
         assert not read.errors
         reads.append(read)
-        records += raw_records(read.records)
+        records += read.batch.records()
     return reads, records
 
 
@@ -65,13 +65,14 @@ def test_native_reads_give_what_confluent_kafka_gives(kafka_bootstrap: str, new_
     finally:
         for reader in readers:
             reader.close()
-    first = native_reads[0].records
-    assert record_at(first, 0) == native[0] and record_at(first, -1) == native[len(first) - 1]
-    assert all(r.next_offset == r.records.last_offset + 1 for r in native_reads if r.count)
-    values = NativeValues(first)
+    first = native_reads[0].batch
+    assert first.record(0) == native[0] and first.record(-1) == native[len(first) - 1]
+    assert all(r.next_offset == r.batch.native.last_offset + 1 for r in native_reads if r.count)
+    values = first.values
+    assert isinstance(values, NativeValues)
     assert list(values) == [r.value for r in native[:len(first)]] and values[5] is None and values[3] == b""
     assert first.timestamps() == [r.timestamp_ms for r in native[:len(first)]]
-    assert first.contiguous() and first.offsets() == list(range(len(first)))
+    assert first.offsets is None and first.native.offsets() == list(range(len(first)))
 
 
 def test_native_reader_seeks_and_closes(kafka_bootstrap: str, new_topic) -> None:
@@ -83,7 +84,7 @@ def test_native_reader_seeks_and_closes(kafka_bootstrap: str, new_topic) -> None
     assert [r.offset for r in records] == list(range(40, 100))
     reader.seek(10)
     read = reader.read(5, 5.0)
-    assert read.count == 5 and read.records.first_offset == 10 and read.next_offset == 15
+    assert read.count == 5 and read.batch.first_offset == 10 and read.next_offset == 15
     reader.close()
     reader.close()  # a second close does nothing
     with pytest.raises(RuntimeError, match="closed"):
@@ -103,19 +104,19 @@ def test_reading_ahead_keeps_every_record_once_and_in_order(kafka_bootstrap: str
     reader = NativeReader(config, topic, 0)
     reader.assign(0)
     assert not reader.reader.reading_ahead
-    records = raw_records(reader.read(64, 5.0).records)
+    records = reader.read(64, 5.0).batch.records()
     assert len(records) == 64 and reader.reader.reading_ahead  # full: the next read has started
     sizes = [64, 20, 7, 100, 64, 64, 1]  # smaller than the read ahead: it is split
     for size in sizes:
         read = reader.read(size, 5.0)
         assert 0 < read.count <= size and not read.errors
-        records += raw_records(read.records)
+        records += read.batch.records()
     assert records == everything[:len(records)]
     assert reader.reader.reading_ahead
     reader.seek(5)  # a read ahead of a seek is dropped
     assert not reader.reader.reading_ahead
     read = reader.read(3, 5.0)
-    assert [r.offset for r in raw_records(read.records)] == [5, 6, 7] and read.next_offset == 8
+    assert [r.offset for r in read.batch.records()] == [5, 6, 7] and read.next_offset == 8
     reader.read(50, 5.0)
     reader.close()  # with a read ahead pending
     with pytest.raises(RuntimeError, match="closed"):
@@ -183,12 +184,12 @@ def decoded_both_ways(decoder: Any, reads: list[Read], damaged_offset: int | Non
     record) unless it holds the damaged record. The reasons' codes."""
     reasons = []
     for read in reads:
-        native_values = NativeValues(read.records)
-        from_native, from_list = decoder.decode(native_values), decoder.decode(list(read.records.values()))
+        native_values = NativeValues(read.batch.native)
+        from_native, from_list = decoder.decode(native_values), decoder.decode(list(read.batch.native.values()))
         assert list(from_native.index) == list(from_list.index) and from_native.errors == from_list.errors
         assert from_native.columns == from_list.columns
         reasons += [reason.split(":")[0] for _, reason in from_native.errors]
-        first, last = read.records.first_offset, read.records.last_offset
+        first, last = read.batch.native.first_offset, read.batch.native.last_offset
         assert (native_values._list is None) == (damaged_offset is None or not first <= damaged_offset <= last)
     return reasons
 

@@ -22,7 +22,7 @@ def test_one_admin_client_per_cluster_and_settings(kafka_bootstrap: str) -> None
 
 
 def _modules_after_building(pipeline: Path, bootstrap: str, processors: str) -> set[str]:
-    probe = ("import gc, sys, dataflows.iot; assert gc.get_freeze_count() > 0, 'start-up heap not frozen'; "
+    probe = ("import gc, sys, dataflows.iot; dataflows.iot.flow; assert gc.get_freeze_count() > 0, 'start-up heap not frozen'; "
              "assert gc.isenabled(), 'collector left off after start-up'; "
              "print(' '.join(m for m in ('grpc', 'pika') if m in sys.modules))")
     env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap, IOT_PROCESSORS=processors,

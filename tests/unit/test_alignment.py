@@ -81,10 +81,10 @@ class WatermarkHandler:
     def __init__(self):
         self.max_ts: int | None = None
 
-    def handle(self, messages, end_of_input):
-        for m in messages:
+    def handle(self, batch, end_of_input, caught_up):
+        for m in batch.messages:
             self.max_ts = m.ts if self.max_ts is None else max(self.max_ts, m.ts)
-        return [len(messages)] if messages else []
+        return [len(batch)] if len(batch) else []
 
     def snapshot(self):
         return None

@@ -12,7 +12,7 @@ import fastavro
 import pytest
 
 from config import ConfigError, load_pipeline
-from config.pipeline import LOCAL_KAFKA, LOCAL_RABBITMQ, Pipeline
+from config.pipeline import LOCAL_KAFKA, LOCAL_RABBITMQ, Pipeline, UdfTuning
 from tests.support.seed_schema import SEED_SCHEMA
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -149,7 +149,7 @@ def test_seed_udf_stage(seed):
     assert udf.outputs == ("udf-output-error-count-stream",)
     assert udf.udf.container == "iot-monitoring-error-code-udf"
     assert udf.udf.address == "localhost:55554"
-    assert udf.late_event_mode == "DROP"
+    assert udf.tuning == UdfTuning()
 
 
 def normalised_sql(text: str) -> str:
@@ -161,7 +161,7 @@ def equivalent(a: Pipeline, b: Pipeline) -> bool:
     (names aside, since one form names one Processor and the other two)."""
 
     def udfs(p: Pipeline) -> list:
-        return [(u.inputs, u.outputs, u.udf, u.late_event_mode) for u in p.udf_processors]
+        return [(u.inputs, u.outputs, u.udf, u.tuning) for u in p.udf_processors]
 
     return (
         dict(a.streams) == dict(b.streams)
@@ -449,12 +449,15 @@ def test_srp_attributes(tmp_path):
           type: SRP
           inputs: [{name: counts}]
           outputs: [{name: counts}]
-          attributes: {srp.grpcPort: "50051", srp.lateEventMode: side_channel}
+          attributes: {srp.grpcPort: "50051", srp.udf.maxInFlight: "4", srp.udf.deadline: "30 s",
+                       srp.udf.busyRetries: unlimited, srp.udf.orderedByKey: "false", input.batchSize: "500"}
           template: {spec: {containers: [{name: fn, image: "example/fn:1"}]}}
         """
     )
     (udf,) = resolve_docs(tmp_path, *minimal(), srp).udf_processors
-    assert (udf.udf.port, udf.udf.image, udf.late_event_mode) == (50051, "example/fn:1", "SIDE_CHANNEL")
+    assert (udf.udf.port, udf.udf.image) == (50051, "example/fn:1")
+    assert udf.tuning == UdfTuning(max_in_flight=4, deadline_ms=30_000, busy_retries=None, ordered_by_key=False)
+    assert udf.batch_size == 500
 
 
 def test_bad_srp_attributes(tmp_path):
@@ -465,12 +468,17 @@ def test_bad_srp_attributes(tmp_path):
         spec:
           inputs: [{name: counts}]
           outputs: [{name: counts}]
-          attributes: {srp.grpcPort: "http", srp.lateEventMode: KEEP}
+          attributes: {srp.grpcPort: "http", srp.udf.maxInFlight: "0", srp.udf.deadline: "soon",
+                       srp.udf.busyRetries: "-1", srp.udf.orderedByKey: "maybe", input.batchSize: "lots"}
         """
     )
     found = {p.field: p.message for p in problems(tmp_path, *minimal(), srp)}
     assert "srp.grpcPort must be a port number" in found["spec.attributes.srp.grpcPort"]
-    assert "unknown late event mode 'KEEP'" in found["spec.attributes.srp.lateEventMode"]
+    assert "positive whole number" in found["spec.attributes.srp.udf.maxInFlight"]
+    assert "malformed duration" in found["spec.attributes.srp.udf.deadline"]
+    assert "'unlimited'" in found["spec.attributes.srp.udf.busyRetries"]
+    assert "true or false" in found["spec.attributes.srp.udf.orderedByKey"]
+    assert "positive whole number" in found["spec.attributes.input.batchSize"]
 
 
 def test_fsql_processor_without_a_query(tmp_path):

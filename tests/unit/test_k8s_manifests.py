@@ -706,6 +706,8 @@ def test_dataflow_module_runs_as_a_lone_file() -> None:
     def binds_flow(node: ast.stmt) -> bool:
         if isinstance(node, ast.Assign):
             return any(getattr(t, "id", None) == "flow" for t in node.targets)
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":  # PEP 562: `flow` made when asked for
+            return any(isinstance(c, ast.Constant) and c.value == "flow" for c in ast.walk(node))
         return isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "flow"
 
     assert any(binds_flow(node) for node in tree.body), "dataflows/iot.py defines no module-level `flow` (what `bytewax.run dataflows.iot` looks up)"

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from confluent_kafka import TopicPartition
 
 from connectors.kafka_readers import ConfluentReader
-from connectors.kafka_source import KafkaBatchPartition, RetryLater
+from connectors.kafka_source import KafkaBatchPartition
+from engine.records import RetryLater
 
 
 class Msg:
@@ -49,12 +50,12 @@ class FlakyHandler:
         self.failures = failures
         self.seen: list[list[int]] = []
 
-    def handle(self, messages, end_of_input):
-        if messages and self.failures:
+    def handle(self, batch, end_of_input, caught_up):
+        if len(batch) and self.failures:
             self.failures -= 1
             raise RetryLater("schema registry unavailable")
-        self.seen.append([m.offset() for m in messages])
-        return [len(messages)] if messages else []
+        self.seen.append([m.offset() for m in batch.messages] if len(batch) else [])
+        return [len(batch)] if len(batch) else []
 
     def snapshot(self):
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.udf_client import flink_time_ms
+from udf.headers import flink_time_ms
 from udf.times import epoch_ms
 
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from config.pipeline import EngineSettings, SchemaField, StreamSpec, TimeAttribute
 from config.sql.plan import Aggregate, OutputColumn, Plan, Predicate, WindowSpec
-from engine.partition_stage import PartitionStage, ReadBatch
-from engine.records import RawRecord
+from engine.partition_stage import PartitionStage
+from engine.records import PartitionId, RawRecord, RecordList
 from engine.serde import make_decoder
 from engine.window_engine import WindowEngine
 
@@ -118,7 +118,7 @@ def reference_run(events: list[tuple[int, bytes | None]], partitions: int, windo
 def engine_run(events: list[tuple[int, bytes | None]], partitions: int, window: WindowSpec, cuts: list[int],
                settings: EngineSettings = NO_IDLE):
     plan = make_plan(window)
-    names = tuple(f"events/{p}" for p in range(partitions))
+    names = tuple(PartitionId("events", p) for p in range(partitions))
     stages = {p: PartitionStage(plan, STREAM, settings, make_decoder(STREAM), names[p], names, "events-dlq",
                                 clock=lambda: NOW / 1000) for p in range(partitions)}
     engine = WindowEngine(plan, settings, DELAY)
@@ -132,12 +132,12 @@ def engine_run(events: list[tuple[int, bytes | None]], partitions: int, window: 
             batches.append((p, [(offset, value)]))
     for p, batch in batches:
         records = [RawRecord("events", p, off, None, v, None, None) for off, v in batch]
-        partition_batch, dead_letters = stages[p].process(ReadBatch.of(records))
-        dead += [int(dict(d.headers)["x-source-offset"]) for d in dead_letters]
-        fired, late_records = engine.on_batch(partition_batch, NOW)
-        results += fired
-        late += [lr.offset for lr in late_records]
-    results += engine.on_end()
+        read = stages[p].process(RecordList(records))
+        dead += [int(dict(d.headers)["x-source-offset"]) for d in read.dead]
+        fired = engine.on_batch(read.batch, NOW)
+        results += fired.results
+        late += [lr.offset for lr in fired.late]
+    results += engine.on_end().results
     out = [(r.start_ms, r.end_ms, r.key[0], r.aggregates["n"], r.aggregates["total"], r.aggregates["top"]) for r in results]
     return out, sorted(late), sorted(dead), engine.state.counters
 
@@ -258,16 +258,33 @@ def test_results_that_fire_together_are_ordered_by_end_start_key() -> None:
 
 def _stage_and_engine(partitions: int, settings: EngineSettings):
     plan = make_plan(TUMBLE)
-    names = tuple(f"events/{p}" for p in range(partitions))
+    names = tuple(PartitionId("events", p) for p in range(partitions))
     stages = [PartitionStage(plan, STREAM, settings, make_decoder(STREAM), names[p], names, "dlq", clock=lambda: NOW / 1000)
               for p in range(partitions)]
     return stages, WindowEngine(plan, settings, DELAY)
 
 
-def _feed(stage: PartitionStage, engine: WindowEngine, values: list[bytes], now_ms: float, offset: int = 0) -> list[Any]:
-    records = [RawRecord("events", 0, offset + i, None, v, None, None) for i, v in enumerate(values)]
-    batch, _ = stage.process(ReadBatch.of(records))
-    fired, _ = engine.on_batch(batch, now_ms)
+def _feed(stage: PartitionStage, engine: WindowEngine, values: list[bytes], now_ms: float, offset: int = 0,
+          caught_up: bool = True) -> list[Any]:
+    """One read of the stage's partition (caught up with its log, unless said otherwise)."""
+    records = [RawRecord("events", stage.source.partition, offset + i, None, v, None, None) for i, v in enumerate(values)]
+    read = stage.process(RecordList(records), caught_up=caught_up)
+    return engine.on_batch(read.batch, now_ms).results
+
+
+def _tick(engine: WindowEngine, now_ms: float) -> list[Any]:
+    return engine.on_tick(now_ms).results
+
+
+def _quiet(stages: list[PartitionStage], engine: WindowEngine, start_ms: float, end_ms: float) -> list[Any]:
+    """Processing time passes with nothing new: every reader says so each tick, the engine ticks."""
+    fired: list[Any] = []
+    now = start_ms
+    while now < end_ms:
+        for stage in stages:
+            fired += _feed(stage, engine, [], now)
+        fired += _tick(engine, now)
+        now += 200
     return fired
 
 
@@ -275,10 +292,40 @@ def test_an_idle_partition_stops_holding_the_watermark_back() -> None:
     settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=False)
     (p0, p1), engine = _stage_and_engine(2, settings)
     t = 1_000_000.0
-    assert _feed(p0, engine, [ev(BASE + 1_000), ev(BASE + 70_000)], t) == []  # partition 1 never spoke: not idle yet
+    assert _feed(p0, engine, [ev(BASE + 1_000), ev(BASE + 70_000)], t) == []
+    # partition 1 is caught up and has nothing: its reader says so every tick
+    assert _quiet([p1], engine, t, t + 4_000) == []
     assert _feed(p0, engine, [ev(BASE + 71_000)], t + 4_000) == []
-    fired = engine.on_tick(t + 5_001)  # partition 1 idle for longer than the timeout since the start
+    assert _quiet([p1], engine, t + 4_000, t + 5_001) == []
+    fired = _feed(p1, engine, [], t + 5_001)  # partition 1 idle for longer than the timeout since the start
     assert [(r.start_ms, r.aggregates["n"]) for r in fired] == [(BASE, 1)]
+
+
+def test_a_partition_never_heard_from_holds_the_watermark_back() -> None:
+    """Its reader has not started, or cannot read: it is not idle, however long it is quiet."""
+    settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=True)
+    (p0, p1), engine = _stage_and_engine(2, settings)
+    t = 1_000_000.0
+    _feed(p0, engine, [ev(BASE + 1_000), ev(BASE + 70_000)], t)
+    for now in range(int(t), int(t + 600_000), 200):
+        _feed(p0, engine, [], now)
+        assert _tick(engine, now) == []
+    assert [r.start_ms for r in engine.on_end().results] == [BASE, BASE + 60_000]
+
+
+def test_a_partition_with_a_backlog_is_never_idle() -> None:
+    settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=True)
+    (p0, p1), engine = _stage_and_engine(2, settings)
+    t = 1_000_000.0
+    _feed(p0, engine, [ev(BASE + 70_000)], t)
+    _feed(p1, engine, [ev(BASE + 1_000)], t, caught_up=False)
+    for now in range(int(t), int(t + 60_000), 200):
+        _feed(p0, engine, [], now)
+        _feed(p1, engine, [], now, caught_up=False)  # reading a backlog (or waiting on its broker)
+        assert _tick(engine, now) == []
+    # its backlog arrives, still in the first window: counted, not late
+    _feed(p1, engine, [ev(BASE + 2_000)], t + 60_000, offset=1, caught_up=True)
+    assert engine.state.counters["late"] == 0
 
 
 def test_a_partition_speaking_again_rejoins_the_minimum() -> None:
@@ -287,14 +334,13 @@ def test_a_partition_speaking_again_rejoins_the_minimum() -> None:
     t = 1_000_000.0
     _feed(p1, engine, [ev(BASE + 1_000)], t)
     _feed(p0, engine, [ev(BASE + 2_000)], t)
-    assert engine.on_tick(t + 6_000) == []  # both idle, no quiet advance: the watermark waits
+    assert _quiet([p0, p1], engine, t, t + 6_000) == []  # both idle, no quiet advance: the watermark waits
     fired = _feed(p0, engine, [ev(BASE + 130_000)], t + 6_000)  # p1 idle: W is p0's alone
     assert [(r.start_ms, r.aggregates["n"]) for r in fired] == [(BASE, 2)]
     # p1 speaks again, behind: its record is late, and it holds W back from now on
     records = [RawRecord("events", 1, 1, None, ev(BASE + 3_000), None, None)]
-    batch, _ = p1.process(ReadBatch.of(records))
-    fired, late = engine.on_batch(batch, t + 6_500)
-    assert fired == [] and [lr.offset for lr in late] == [1]
+    out = engine.on_batch(p1.process(RecordList(records), caught_up=True).batch, t + 6_500)
+    assert out.results == [] and [lr.offset for lr in out.late] == [1]
     assert _feed(p0, engine, [ev(BASE + 250_000)], t + 6_600) == []  # would fire [120 s, 180 s) without p1
 
 
@@ -304,9 +350,12 @@ def test_quiet_input_still_emits_its_last_window() -> None:
     t = 1_000_000.0
     assert _feed(p0, engine, [ev(BASE + 10_000), ev(BASE + 20_000)], t) == []
     # W = 20_000 - 3_000 + (now - t) once idle; the window [0, 60 s) fires when W >= 59_999
-    assert engine.on_tick(t + 5_001) == []
-    assert engine.on_tick(t + 42_998) == []
-    fired = engine.on_tick(t + 42_999)
+    for now in range(int(t), int(t + 42_998), 200):  # the reader says every tick that there is nothing new
+        _feed(p0, engine, [], now)
+        assert _tick(engine, now) == []
+    _feed(p0, engine, [], t + 42_998)
+    assert _tick(engine, t + 42_998) == []
+    fired = _tick(engine, t + 42_999)
     assert [(r.start_ms, r.aggregates["n"]) for r in fired] == [(BASE, 2)]
 
 
@@ -314,25 +363,25 @@ def test_quiet_advance_can_be_switched_off() -> None:
     settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=False)
     (p0,), engine = _stage_and_engine(1, settings)
     _feed(p0, engine, [ev(BASE + 10_000)], 1_000_000.0)
-    assert engine.on_tick(1_000_000.0 + 3_600_000) == []
-    assert [r.start_ms for r in engine.on_end()] == [BASE]
+    assert _quiet([p0], engine, 1_000_000.0, 1_000_000.0 + 120_000) == []
+    assert [r.start_ms for r in engine.on_end().results] == [BASE]
 
 
 def test_clock_skew_guard_dead_letters_and_does_not_raise_the_watermark() -> None:
     settings = EngineSettings(idle_timeout_ms=10**12, max_future_skew_ms=600_000)
     (p0,), engine = _stage_and_engine(1, settings)
     records = [RawRecord("events", 0, i, None, v, None, None) for i, v in enumerate([ev(BASE + 1_000), ev(NOW + 600_001), ev(BASE + 2_000)])]
-    batch, dead = p0.process(ReadBatch.of(records))
-    assert [dict(d.headers)["x-dlq-reason"].split(b":")[0] for d in dead] == [b"future-timestamp"]
-    assert batch.watermark_ms == BASE + 2_000 - DELAY
+    read = p0.process(RecordList(records))
+    assert [dict(d.headers)["x-dlq-reason"].split(b":")[0] for d in read.dead] == [b"future-timestamp"]
+    assert read.batch.watermark_ms == BASE + 2_000 - DELAY
 
 
 def test_clock_skew_guard_can_be_switched_off() -> None:
     settings = EngineSettings(idle_timeout_ms=10**12, max_future_skew_ms=None)
     (p0,), engine = _stage_and_engine(1, settings)
     records = [RawRecord("events", 0, 0, None, ev(NOW + 10**9), None, None)]
-    batch, dead = p0.process(ReadBatch.of(records))
-    assert dead == [] and batch.watermark_ms == NOW + 10**9 - DELAY
+    read = p0.process(RecordList(records))
+    assert read.dead == [] and read.batch.watermark_ms == NOW + 10**9 - DELAY
 
 
 def test_engine_state_survives_a_pickle_round_trip() -> None:
@@ -341,4 +390,4 @@ def test_engine_state_survives_a_pickle_round_trip() -> None:
     (p0,), engine = _stage_and_engine(1, NO_IDLE)
     _feed(p0, engine, [ev(BASE + 1_000), ev(BASE + 2_000, "B")], NOW)
     restored = WindowEngine(make_plan(TUMBLE), NO_IDLE, DELAY, pickle.loads(pickle.dumps(engine.snapshot())))
-    assert [(r.key, r.aggregates["n"]) for r in restored.on_end()] == [(("A",), 1), (("B",), 1)]
+    assert [(r.key, r.aggregates["n"]) for r in restored.on_end().results] == [(("A",), 1), (("B",), 1)]

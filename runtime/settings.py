@@ -1,0 +1,136 @@
+"""The process's own settings: every `IOT_*` variable is read here, once.
+
+`RunOptions.from_env` turns the environment into one frozen object that the
+dataflow's start-up passes down; nothing below it reads `os.environ`. A value
+that does not parse is a `SettingsError` naming the variable, which the entry
+points print as one line (never a traceback).
+
+Broker addresses and credentials (`KAFKA_BOOTSTRAP_SERVERS`, `RABBITMQ_URL`,
+...) belong to the pipeline's resources and are resolved by `config.resolve`,
+which is handed the same environment mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value that does not mean anything here."""
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, as the one mapping settings are read from."""
+    return os.environ
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, expected: str) -> T:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        return parse(text.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not valid: expected {expected}") from None
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.upper() if upper else text.lower()
+        if value not in options:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """How the process logs: `IOT_LOG_FORMAT` (text | json), `IOT_LOG_LEVEL`."""
+
+    format: str = "text"
+    level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "LogOptions":
+        env = environment() if env is None else env
+        return cls(
+            format=_read(env, "IOT_LOG_FORMAT", _choice(LOG_FORMATS), "text", "text or json"),
+            level=_read(env, "IOT_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO", ", ".join(LOG_LEVELS)),
+        )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run the pipeline, beside what the YAML says.
+
+    The reader and UDF knobs here are the defaults; a Processor's attributes
+    override them for its own stages (`config.resolve`)."""
+
+    pipeline_path: str | None = None  # IOT_PIPELINE; None: the built-in pipeline
+    bounded: bool = False  # IOT_BOUNDED
+    processors: tuple[str, ...] = ("all",)  # IOT_PROCESSORS
+    udf_address: str | None = None  # IOT_UDF_ADDRESS
+    connect_timeout_s: float = 30.0  # IOT_CONNECT_TIMEOUT
+    batch_size: int = 20000  # IOT_BATCH_SIZE
+    native_kafka: bool = True  # IOT_NATIVE_KAFKA (0: confluent-kafka's reader)
+    metrics_served: bool = False  # BYTEWAX_DATAFLOW_API_ENABLED is set (Bytewax then serves /metrics)
+    log: LogOptions = LogOptions()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "RunOptions":
+        env = environment() if env is None else env
+        processors = tuple(p.strip() for p in env.get("IOT_PROCESSORS", "all").split(",") if p.strip())
+        return cls(
+            pipeline_path=env.get("IOT_PIPELINE") or None,
+            bounded=_read(env, "IOT_BOUNDED", _flag, False, "1 or 0"),
+            processors=processors or ("all",),
+            udf_address=env.get("IOT_UDF_ADDRESS") or None,
+            connect_timeout_s=_read(env, "IOT_CONNECT_TIMEOUT", _positive_float, 30.0, "a positive number of seconds"),
+            batch_size=_read(env, "IOT_BATCH_SIZE", _positive_int, 20000, "a positive whole number of records"),
+            native_kafka=_read(env, "IOT_NATIVE_KAFKA", _flag, True, "1 or 0"),
+            metrics_served=metrics_served(env),
+            log=LogOptions.from_env(env),
+        )
+
+    def runs(self, kind: str, name: str) -> bool:
+        """Whether this run includes the Processor `name` of `kind` (sql | udf)."""
+        return "all" in self.processors or kind in self.processors or name in self.processors
+
+
+def metrics_served(env: Mapping[str, str] | None = None) -> bool:
+    """Whether Bytewax serves /metrics: it checks that the variable is set, whatever its value."""
+    env = environment() if env is None else env
+    return "BYTEWAX_DATAFLOW_API_ENABLED" in env

@@ -25,6 +25,7 @@ from cli.datagen import (
     event_times,
 )
 from cli.main import UserError
+from config.kafka_security import is_security_key
 from config.pipeline import LOCAL_KAFKA
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Tally:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, topic = _settings(args)
+    settings, topic, security = _settings(args)
     if args.rate < 0:
         raise UserError("--rate must be 0 (unbounded) or more")
     if (args.count is not None and args.count < 0) or (args.duration is not None and args.duration <= 0):
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from connectors.kafka_admin import BrokerUnavailable, ensure_topics, wait_for_kafka
 
     try:
-        admin = wait_for_kafka(args.bootstrap, timeout_s=args.connect_timeout)
+        admin = wait_for_kafka(args.bootstrap, timeout_s=args.connect_timeout, extra=security)
         ensure_topics(admin, {topic: args.partitions or 1})
     except BrokerUnavailable as exc:
         raise UserError(str(exc)) from None
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     with _progress(args) as advance:
         try:
-            produce(args.bootstrap, topic, generator, next_times, args.rate, args.count, args.duration, tally, advance)
+            produce(args.bootstrap, topic, generator, next_times, args.rate, args.count, args.duration, tally, advance,
+                    security)
         except KeyboardInterrupt:
             interrupted = True
     elapsed = max(time.monotonic() - started, 1e-9)
@@ -109,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, str]:
-    """Schema, topic and format from the pipeline's stream, overridden by options."""
+def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, str, dict[str, str]]:
+    """Schema, topic and format from the pipeline's stream, overridden by
+    options; and the stream's Kafka security settings (its own, else the
+    environment's, as the dataflow gets them)."""
     from config import DEFAULT_PIPELINE, ConfigError, load_pipeline
 
     try:
@@ -134,7 +138,8 @@ def _settings(args: argparse.Namespace) -> tuple[GeneratorSettings, str]:
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return settings, args.topic or stream.topic
+    security = {k: v for k, v in stream.kafka_properties.items() if is_security_key(k)}
+    return settings, args.topic or stream.topic, security
 
 
 def _clock_times(first: int, count: int) -> list[int]:
@@ -152,13 +157,15 @@ def produce(
     duration: float | None,
     tally: Tally,
     advance: Callable[[int], None] = lambda n: None,
+    security: dict[str, str] | None = None,
 ) -> None:
     """Produce paced chunks until `count` events or `duration` seconds, then flush."""
     from confluent_kafka import Producer
 
     # No sticky partitioning: unkeyed events go to a random partition each, so
     # every partition carries data (and moves its watermark) even in short runs.
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "sticky.partitioning.linger.ms": 0, "log_level": 0})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "sticky.partitioning.linger.ms": 0, "log_level": 0,
+                         **(security or {})})
     chunk = 5000 if rate <= 0 else max(1, min(5000, int(rate / 20)))
     started = time.monotonic()
     sent = 0

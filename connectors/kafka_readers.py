@@ -137,7 +137,9 @@ def open_reader(config: dict[str, str], topic: str, partition: int) -> Confluent
     has. Kerberos is in neither (config.kafka_security refuses it)."""
     if native_reads():
         try:
-            return NativeReader(config, topic, partition)
+            reader = NativeReader(config, topic, partition)
+            log.debug("%s/%s is read by the native reader", topic, partition)
+            return reader
         except ValueError as exc:
             log.info("%s/%s is read with confluent-kafka: the native reader refuses its settings (%s)", topic, partition, exc)
     return ConfluentReader(config, topic, partition)

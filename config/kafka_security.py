@@ -83,6 +83,16 @@ def from_environment(env: Mapping[str, str], report: Report) -> dict[str, str]:
     return translate(chosen, lambda message, key: report(message, named.get(key, key)))
 
 
+def as_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """librdkafka settings as the variables `from_environment` reads (and
+    `KAFKA_BOOTSTRAP_SERVERS`), for a child process."""
+    variables = {key: var for var, key in ENVIRONMENT.items()}
+    env = {variables[k]: v for k, v in settings.items() if k in variables}
+    if "bootstrap.servers" in settings:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings["bootstrap.servers"]
+    return env
+
+
 def translate(props: Mapping[str, str], report: Report) -> dict[str, str]:
     """The security settings among `props` in librdkafka's names; every
     other key is left out (the caller keeps those as they are)."""

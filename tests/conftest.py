@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import pytest
 
 from cli.local_stack import LocalStack, StackConfig
-from config.kafka_security import ENVIRONMENT
+from config.kafka_security import as_environment
 from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 
@@ -114,10 +114,7 @@ class SecureStack:
 
     def env(self, how: str = "scram") -> dict[str, str]:
         """The same as the KAFKA_* variables a user would export."""
-        settings = self.kafka(how)
-        by_setting = {setting: variable for variable, setting in ENVIRONMENT.items()}
-        return {"KAFKA_BOOTSTRAP_SERVERS": settings["bootstrap.servers"],
-                **{by_setting[k]: v for k, v in settings.items() if k in by_setting}}
+        return as_environment(self.kafka(how))
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,11 @@ def is_security_key(key: str) -> bool:
     return key == "security.protocol" or key.startswith(("ssl.", "sasl.", "enable.ssl.", "enable.sasl."))
 
 
+def is_secret_key(key: str) -> bool:
+    """A client setting whose value must never be shown: passwords, secrets, private keys, JAAS lines."""
+    return any(word in key for word in ("password", "secret", "jaas")) or key in ("ssl.key.pem", "ssl.keystore.key")
+
+
 def from_environment(env: Mapping[str, str], report: Report) -> dict[str, str]:
     """The KAFKA_* security variables that are set, as librdkafka settings."""
     chosen = {key: env[var] for var, key in ENVIRONMENT.items() if env.get(var)}

@@ -20,6 +20,8 @@ from typing import Iterable, Mapping
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from config.kafka_security import is_secret_key
+
 log = logging.getLogger(__name__)
 
 
@@ -33,9 +35,6 @@ class KafkaSecurityError(BrokerUnavailable):
 
 
 CONSUMER_ONLY_PREFIXES = ("group.", "auto.", "enable.")  # a Stream's consumer settings an admin client has no use for
-
-SECRET_WORDS = ("password", "secret")  # settings whose values never appear in a message
-
 
 @dataclass
 class _Watched:
@@ -79,7 +78,7 @@ def _one_line(text: str, config: Mapping[str, object]) -> str:
     text = re.sub(r"^\S+://\S+/(?:bootstrap|\d+): ", "", text.strip())
     text = re.sub(r" \(after \d+ms in state [A-Z_]+(?:, \d+ identical error\(s\) suppressed)?\)", "", text)
     for key, value in config.items():
-        if any(word in str(key) for word in SECRET_WORDS) and str(value):
+        if is_secret_key(str(key)) and str(value):
             text = text.replace(str(value), "***")
     return " ".join(text.split())
 

@@ -150,3 +150,16 @@ def test_a_wrong_environment_value_names_the_variable(tmp_path):
 
 def _fail(message: str, key: str) -> None:
     raise AssertionError(f"{key}: {message}")
+
+
+def test_validate_shows_the_security_settings_but_no_secret(monkeypatch, capsys):
+    from cli.main import main
+
+    for name, value in {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
+                        "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": "env-secret-4411"}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["validate"]) == 0  # the built-in pipeline
+    out = capsys.readouterr().out
+    assert "kafka        security.protocol=SASL_SSL" in out and "kafka        sasl.username=alice" in out
+    assert "kafka        sasl.password=***" in out
+    assert "env-secret-4411" not in out

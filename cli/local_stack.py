@@ -334,9 +334,9 @@ def kafka_properties(cfg: StackConfig, data_dir: Path, secure: bool = False) -> 
 
 def _kafka_secure_properties(cfg: StackConfig) -> list[str]:
     """TLS for both secured listeners (a PKCS#12 key store, the CA as a PEM
-    trust store), SASL PLAIN
-    and SCRAM on SASL_SSL (the PLAIN user lives in the JAAS line, the SCRAM
-    users in the cluster's metadata), client certificates required on SSL."""
+    trust store), SASL PLAIN and SCRAM on SASL_SSL (the PLAIN user lives in
+    the JAAS line, the SCRAM user in the cluster's metadata), client
+    certificates required on SSL."""
     material = cfg.secure
     passwords, tls = material.passwords(), material.tls
     jaas = "org.apache.kafka.common.security"

@@ -18,11 +18,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 # The native Kafka reader and JSON decoder are Rust (native/): cargo from the official
-# Rust image; a C compiler and make from Debian (librdkafka is compiled from
-# source). None of them reaches the runtime stage.
+# Rust image; a C compiler, make and perl from Debian (librdkafka and the
+# OpenSSL it uses for TLS and SCRAM are compiled from source, and OpenSSL's
+# build is driven by perl). None of them reaches the runtime stage, which
+# links nothing of the system's OpenSSL: it is inside the extension.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install --yes --no-install-recommends gcc libc6-dev make \
+    && apt-get install --yes --no-install-recommends gcc libc6-dev make perl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=rust:1.95.0-slim-bookworm /usr/local/cargo /usr/local/cargo
 COPY --from=rust:1.95.0-slim-bookworm /usr/local/rustup /usr/local/rustup

@@ -1,6 +1,7 @@
 """End-to-end benchmark of the IoT monitoring dataflow (`make bench`).
 
     python benchmarks/e2e.py [--events N] [--partitions P] [--formats avro-confluent,json] [--skip e,f] [--repeat R]
+    python benchmarks/e2e.py --secure [scram|plain|mtls] --skip a,b,d,e,f [--repeat R]
     python benchmarks/e2e.py --mode latency [--rate 20000] [--duration 200]
     python benchmarks/e2e.py --mode memory [--events 10000000]
 
@@ -10,6 +11,12 @@ two machine-readable lines: the json ratios, then the avro-confluent ones:
 
     json ratios c/a=.. c/b=.. c/e=.. c/f=.. d/c=..
     ratios c/a=.. c/b=.. c/e=.. c/f=.. d/c=..
+
+With `--secure`, (c) also runs as (s), over the local stack's secured
+listener (`python -m cli.main stack up --secure`; SASL_SSL with SCRAM by
+default), on the same data; a last line gives `s/c` per format:
+
+    secure ratios json s/c=.. avro-confluent s/c=..
 
 It needs a Kafka broker (`python -m cli.main stack up` starts one).
 """
@@ -55,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="librdkafka fetch.queue.backoff.ms given to every contender alike, the package through its "
                         "Stream's ddl.properties; -1 keeps the library default of 1000 ms (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=1, help="runs per contender, the fastest counts (default: %(default)s)")
+    p.add_argument("--secure", nargs="?", const="scram", choices=("scram", "plain", "mtls"),
+                   help="also run (c) over the local stack's secured listener of the same broker (IOT_STACK_DIR): "
+                        "SASL_SSL with SCRAM-SHA-512 (scram, the default), SASL_SSL with PLAIN, or mutual TLS")
     p.add_argument("--keep-topics", action="store_true", help="leave the benchmark's topics in Kafka")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds any one contender may take")
     return p.parse_args(argv)
@@ -94,7 +104,7 @@ def throughput(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap, events=args.events or 2_000_000, partitions=args.partitions,
         formats=formats_of(args.formats), skip=skipped(args.skip), events_per_s=args.event_rate,
         keep_topics=args.keep_topics, timeout_s=args.timeout, fetch_queue_backoff_ms=args.fetch_queue_backoff_ms,
-        repeat=max(1, args.repeat),
+        repeat=max(1, args.repeat), secure=secure_settings(args.secure),
     )
     reports = measure(setup)
     print()
@@ -104,7 +114,23 @@ def throughput(args: argparse.Namespace) -> int:
         print(f"{report.fmt} per CPU second: " + " ".join(f"{n}={v:.2f}" for n, v in cpu if v is not None))
     for report in reports:
         print(("" if report.fmt == "avro-confluent" else f"{report.fmt} ") + report.ratios_line())
+    if setup.secure:
+        ratios = [(r.fmt, r.ratio("s/c")) for r in reports]
+        print("secure ratios " + " ".join(f"{fmt} s/c={v:.2f}" for fmt, v in ratios if v is not None))
     return 0
+
+
+def secure_settings(how: str | None) -> dict[str, str] | None:
+    """The local stack's secured listener, when asked for and running."""
+    if how is None:
+        return None
+    from cli.local_stack import LocalStack
+
+    stack = LocalStack()
+    if not stack.secured():
+        raise SystemExit(f"e2e: --secure needs the local stack in {stack.cfg.home} running secured "
+                         "(python -m cli.main stack up --secure)")
+    return stack.cfg.kafka_client_settings(how)
 
 
 def main(argv: list[str] | None = None) -> int:

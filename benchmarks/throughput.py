@@ -9,6 +9,10 @@ another, each contender reads it all, from process start to process exit:
   (d) this package      bounded mode, 2 processes
   (e) Quix Streams      tumbling count, 3 s grace
   (f) naive Bytewax     KafkaSource -> decode -> filter -> count_window
+
+With a secured listener of the same broker (`Setup.secure`), (c) also runs
+over it, (s), on the same data, each run of (c) followed by one of (s), and
+`s/c` is the cost of TLS and SASL.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from benchmarks.dataset import LoadedData, load
 from benchmarks.pipeline_yaml import seed_schema_json, write_pipeline
 from benchmarks.results import Agreement, agree, read_output
 from benchmarks.runner import Run, engine_revision, python_cmd, run, run_together
+from config.kafka_security import as_environment
 from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 CONTENDERS = {
@@ -39,6 +44,7 @@ CONTENDERS = {
     "e": "Quix Streams",
     "f": "naive Bytewax",
 }
+SECURE = "iot-monitoring, 1 process, secured"  # (s): (c) over a TLS listener, when there is one
 GRACE_MS = 3000
 RATIOS = ("c/a", "c/b", "c/e", "c/f", "d/c")
 # What a cluster process prints when its lower-numbered peer is not yet
@@ -105,6 +111,7 @@ class Setup:
     timeout_s: float = 1800.0
     repeat: int = 1  # runs per contender; the fastest counts (others on the machine only ever slow a run down)
     fetch_queue_backoff_ms: int = 10  # given to every contender alike; -1 leaves librdkafka's default (1000)
+    secure: dict[str, str] | None = None  # client settings (bootstrap included) of a secured listener of the same broker
     say: Callable[[str], None] = print
 
     @property
@@ -122,15 +129,19 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def package_env(pipeline: Path, bootstrap: str) -> dict[str, str]:
-    return {"IOT_PIPELINE": str(pipeline), "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOT_BOUNDED": "1",
-            "IOT_PROCESSORS": "sql", "PYTHONUNBUFFERED": "1"}
+def package_env(pipeline: Path, bootstrap: str, security: dict[str, str] | None = None) -> dict[str, str]:
+    """The package's environment; `security`: a secured listener's settings,
+    given as a user gives them, in the KAFKA_* variables."""
+    env = {"IOT_PIPELINE": str(pipeline), "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOT_BOUNDED": "1",
+           "IOT_PROCESSORS": "sql", "PYTHONUNBUFFERED": "1"}
+    return {**env, **as_environment(security)} if security else env
 
 
-def run_package(pipeline: Path, bootstrap: str, processes: int, timeout_s: float) -> Run:
+def run_package(pipeline: Path, bootstrap: str, processes: int, timeout_s: float,
+                security: dict[str, str] | None = None) -> Run:
     """`python -m bytewax.run dataflows.iot` with 1 or more processes; for a
     cluster, the slowest process's time and the sum of their peak RSS."""
-    env = package_env(pipeline, bootstrap)
+    env = package_env(pipeline, bootstrap, security)
     if processes == 1:
         return run(python_cmd("-m", "bytewax.run", "dataflows.iot"), env, timeout_s).check("iot-monitoring")
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
@@ -205,6 +216,11 @@ class Bench:
             pipeline = write_pipeline(self.tmp, input_topic, out, fmt, s.consumer_properties)
             result = run_package(pipeline, s.bootstrap, 1 if letter == "c" else 2, s.timeout_s)
             kind = "package"
+        elif letter == "s":
+            assert s.secure is not None
+            pipeline = write_pipeline(self.tmp, input_topic, out, fmt, s.consumer_properties)
+            result = run_package(pipeline, s.secure["bootstrap.servers"], 1, s.timeout_s, s.secure)
+            kind = "package"
         elif letter == "e":
             result = run(python_cmd("-m", "benchmarks.contenders.quix_count", *common), None, s.timeout_s).check("Quix Streams")
             kind = "quix"
@@ -250,12 +266,20 @@ def measure(setup: Setup) -> list[FormatReport]:
             for letter in CONTENDERS:
                 if letter in setup.skip:
                     continue
-                m = min((bench.contender(letter, fmt, inputs[fmt], data) for _ in range(setup.repeat)),
-                        key=lambda run: run.seconds)
-                report.results[letter] = m
-                check = m.agreement.describe() if m.agreement else "-"
-                say(f"  ({letter}) {CONTENDERS[letter]:34} {m.seconds:8.2f} {m.rate:11,.0f} {m.cpu_seconds:7.2f} "
-                    f"{m.peak_rss_mb:7.0f} MB  {check}" + (f"; {m.note}" if m.note else ""))
+                letters = ("c", "s") if letter == "c" and setup.secure else (letter,)
+                runs: dict[str, list[Measured]] = {x: [] for x in letters}
+                for _ in range(setup.repeat):  # (c) and (s) take turns, so a busy moment of the machine hits both
+                    for x in letters:
+                        runs[x].append(bench.contender(x, fmt, inputs[fmt], data))
+                for x in letters:
+                    m = min(runs[x], key=lambda run: run.seconds)
+                    report.results[x] = m
+                    check = m.agreement.describe() if m.agreement else "-"
+                    say(f"  ({x}) {CONTENDERS.get(x, SECURE):34} {m.seconds:8.2f} {m.rate:11,.0f} {m.cpu_seconds:7.2f} "
+                        f"{m.peak_rss_mb:7.0f} MB  {check}" + (f"; {m.note}" if m.note else ""))
+                    if x == "s":
+                        say(f"      (s) every run: " + ", ".join(f"{r.rate:,.0f}" for r in runs["s"])
+                            + " events/s; (c): " + ", ".join(f"{r.rate:,.0f}" for r in runs["c"]))
             reports.append(report)
         return reports
     finally:

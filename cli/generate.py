@@ -25,6 +25,7 @@ from cli.datagen import (
     event_times,
 )
 from cli.main import UserError
+from config.kafka_security import is_security_key
 from config.pipeline import LOCAL_KAFKA, StreamSpec
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     with _progress(args) as advance:
         try:
-            produce(args.bootstrap, topic, generator, next_times, args.rate, args.count, args.duration, tally, advance)
+            produce(args.bootstrap, topic, generator, next_times, args.rate, args.count, args.duration, tally, advance,
+                    {k: v for k, v in stream.kafka_properties.items() if is_security_key(k)})
         except KeyboardInterrupt:
             interrupted = True
     elapsed = max(time.monotonic() - started, 1e-9)
@@ -153,13 +155,15 @@ def produce(
     duration: float | None,
     tally: Tally,
     advance: Callable[[int], None] = lambda n: None,
+    security: dict[str, str] | None = None,
 ) -> None:
     """Produce paced chunks until `count` events or `duration` seconds, then flush."""
     from confluent_kafka import Producer
 
     # No sticky partitioning: unkeyed events go to a random partition each, so
     # every partition carries data (and moves its watermark) even in short runs.
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "sticky.partitioning.linger.ms": 0, "log_level": 0})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "sticky.partitioning.linger.ms": 0, "log_level": 0,
+                         **(security or {})})
     chunk = 5000 if rate <= 0 else max(1, min(5000, int(rate / 20)))
     started = time.monotonic()
     sent = 0

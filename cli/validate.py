@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from config import DEFAULT_PIPELINE, ConfigError
 from config.errors import Problem
+from config.kafka_security import is_secret_key
 from config.loader import load_resources
 from config.pipeline import Pipeline, QueryProcessor, SchemaField, StreamSpec, UdfProcessor
 from config.resolve import locate_query, resolve
@@ -139,7 +140,7 @@ def _describe_stream(stream: StreamSpec) -> list[str]:
     if stream.partition_count:
         lines.append(f"    partitions   {stream.partition_count}")
     for key, value in stream.kafka_properties.items():
-        lines.append(f"    kafka        {key}={value}")
+        lines.append(f"    kafka        {key}={'***' if is_secret_key(key) else value}")
     return lines
 
 

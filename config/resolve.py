@@ -11,13 +11,17 @@ user's pipeline behaves as before:
   no default, and the repository's pipeline omits it);
 - broker addresses come from a `ClusterStream`'s `spec.storage.server.url`
   when the Stream names one that has it, else from `KAFKA_BOOTSTRAP_SERVERS`
-  / `RABBITMQ_URL`, else the local stack's defaults.
+  / `RABBITMQ_URL`, else the local stack's defaults;
+- a Kafka stream's security settings come from its `ddl.properties.*`, else
+  its ClusterStream's `spec.storage.attributes`, else the `KAFKA_*`
+  security variables, in librdkafka's names (`config.kafka_security`).
 
 The environment is read here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Mapping, Sequence, get_args
 
+from config import kafka_security
 from config.errors import Problem, raise_if_any
 from config.loader import FieldPath, LoadedResource, Origin, of_kind
 from config.pipeline import (
@@ -99,10 +104,11 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
     clusters = {item.name: item.resource for item in of_kind(loaded, ClusterStream)}
     declared = {item.name for item in of_kind(loaded, Stream)}
     streams: dict[str, StreamSpec] = {}
+    security = _SecurityLayers.of(loaded, env, problems)
     for item in of_kind(loaded, Stream):
         spec = _stream(item, clusters, env, problems.at(item.origin))
         if spec is not None:
-            streams[item.name] = spec
+            streams[item.name] = security.apply(spec, item, problems.at(item.origin))
 
     queries: list[QueryProcessor] = []
     udfs: list[UdfProcessor] = []
@@ -188,6 +194,48 @@ def _stream(
         ),
         options=frozen_map(options),
     )
+
+
+@dataclass(frozen=True)
+class _SecurityLayers:
+    """The Kafka security settings of the ClusterStreams and of the
+    environment, each translated (and its problems reported) once."""
+
+    clusters: Mapping[str, dict[str, str]]
+    env: dict[str, str]
+
+    @classmethod
+    def of(cls, loaded: Sequence[LoadedResource], env: Mapping[str, str], problems: _Problems) -> "_SecurityLayers":
+        def env_problem(message: str, variable: str) -> None:
+            problems.items.append(Problem("environment", f"{variable}: {message}"))
+
+        clusters = {}
+        for item in of_kind(loaded, ClusterStream):
+            storage = item.resource.spec.storage  # type: ignore[union-attr]
+            attributes = storage.attributes if storage else {}
+            plain = {k.removeprefix(KAFKA_PROPERTIES_PREFIX): v for k, v in attributes.items()
+                     if kafka_security.is_security_key(k.removeprefix(KAFKA_PROPERTIES_PREFIX))}
+            origin_key = {k.removeprefix(KAFKA_PROPERTIES_PREFIX): k for k in attributes}
+            report = problems.at(item.origin)
+            clusters[item.name] = kafka_security.translate(
+                plain, lambda message, key, r=report: r(message, ("spec", "storage", "attributes", origin_key.get(key, key)))
+            )
+        return cls(clusters, kafka_security.from_environment(env, env_problem))
+
+    def apply(self, spec: StreamSpec, item: LoadedResource, report: Reporter) -> StreamSpec:
+        """The stream with its Kafka properties in librdkafka's names, the
+        security settings layered: the Stream's, its ClusterStream's, the environment's."""
+        if spec.protocol != "kafka":
+            return spec
+        own = kafka_security.translate(
+            spec.kafka_properties,
+            lambda message, key: report(message, ("spec", "dataSchemaContext", "options", f"{DDL_PREFIX}{KAFKA_PROPERTIES_PREFIX}{key}")),
+        )
+        storage = item.resource.spec.storage  # type: ignore[union-attr]
+        cluster = self.clusters.get(storage.cluster_stream, {}) if storage and storage.cluster_stream else {}
+        others = {k: v for k, v in spec.kafka_properties.items() if not kafka_security.is_security_key(k)}
+        layered = kafka_security.layered([own, cluster, self.env])
+        return dataclasses.replace(spec, kafka_properties=frozen_map({**others, **layered}))
 
 
 def _value_format(protocol, options, has_schema, context, registry, report, option_path) -> str:

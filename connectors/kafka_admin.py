@@ -4,17 +4,23 @@ reachability check and topic creation.
 Bytewax's own Kafka source lists partitions with no timeout and hangs forever
 on an unreachable broker; every Kafka entry point of this package goes through
 `wait_for_kafka` first, so a wrong address is a clear error, and a broker that
-is still starting is waited for.
+is still starting is waited for. A wrong password or a certificate that does
+not verify is not waited out: librdkafka reports it at the first connection,
+and it is raised at once, one line naming the listener and the cause.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from config.kafka_security import is_secret_key
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +29,22 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer within the allowed time."""
 
 
+class KafkaSecurityError(BrokerUnavailable):
+    """The broker answered but refused the client: authentication failed,
+    its certificate did not verify, or the TLS settings are wrong."""
+
+
 CONSUMER_ONLY_PREFIXES = ("group.", "auto.", "enable.")  # a Stream's consumer settings an admin client has no use for
 
-_clients: dict[tuple[tuple[str, str], ...], AdminClient] = {}
+@dataclass
+class _Watched:
+    """An admin client and the security failures librdkafka reported for it."""
+
+    client: AdminClient
+    failures: list[str] = field(default_factory=list)
+
+
+_clients: dict[tuple[tuple[str, str], ...], _Watched] = {}
 
 
 def admin_config(bootstrap: str, extra: Mapping[str, str] | None = None) -> dict[str, object]:
@@ -35,9 +54,70 @@ def admin_config(bootstrap: str, extra: Mapping[str, str] | None = None) -> dict
     return config
 
 
+def security_failure(code: int, text: str) -> str | None:
+    """The cause, when a client error is the broker refusing this client
+    (such an error does not go away by waiting); None for anything else."""
+    if code == KafkaError._AUTHENTICATION:
+        return "authentication failed"
+    if code == KafkaError._SSL or (code == KafkaError._TRANSPORT and "SSL" in text):
+        if "certificate verify failed" in text:
+            return "certificate verify failed"
+        if "alert bad certificate" in text or "certificate required" in text:
+            return "the broker refused the client certificate (or none was given)"
+        return "TLS handshake failed"
+    return None
+
+
+def _one_line(text: str, config: Mapping[str, object]) -> str:
+    """librdkafka's text without its broker prefix and timing suffix, and
+    without any secret value of the settings."""
+    text = re.sub(r"^\S+://\S+/(?:bootstrap|\d+): ", "", text.strip())
+    text = re.sub(r" \(after \d+ms in state [A-Z_]+(?:, \d+ identical error\(s\) suppressed)?\)", "", text)
+    for key, value in config.items():
+        if is_secret_key(str(key)) and str(value):
+            text = text.replace(str(value), "***")
+    return " ".join(text.split())
+
+
+def _listener(bootstrap: str, config: Mapping[str, object]) -> str:
+    """`Kafka at host:port (SASL_SSL, SCRAM-SHA-512, user 'u')`: which way in was refused."""
+    protocol = str(config.get("security.protocol", "PLAINTEXT")).upper()
+    details = [protocol]
+    if protocol.startswith("SASL"):
+        details.append(str(config.get("sasl.mechanism") or config.get("sasl.mechanisms") or "GSSAPI").upper())
+        if config.get("sasl.username"):
+            details.append(f"user {config['sasl.username']!r}")
+    return f"Kafka at {bootstrap} ({', '.join(details)})"
+
+
+def _key(config: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in config.items()))  # settings an admin client ignores do not split it
+
+
+def _watched(bootstrap: str, config: dict[str, object]) -> _Watched:
+    watched = _clients.get(_key(config))
+    if watched is not None:
+        return watched
+    failures: list[str] = []
+
+    def on_error(error: KafkaError) -> None:
+        cause = security_failure(error.code(), error.str())
+        if cause is not None:
+            failures.append(f"{_listener(bootstrap, config)}: {cause} ({_one_line(error.str(), config)})")
+
+    try:
+        client = AdminClient({**config, "error_cb": on_error})
+    except KafkaException as exc:  # a file that cannot be read, a setting with a wrong value
+        raise KafkaSecurityError(
+            f"{_listener(bootstrap, config)}: the client settings are refused ({_one_line(exc.args[0].str(), config)})"
+        ) from None
+    return _Watched(client, failures)
+
+
 def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, str] | None = None) -> AdminClient:
     """Return an admin client once the cluster answers; raise
-    BrokerUnavailable naming the address after `timeout_s`.
+    BrokerUnavailable naming the address after `timeout_s`, or
+    KafkaSecurityError as soon as the broker refuses this client.
 
     The question is the cluster's description (its id and brokers), not the
     list of all topics: on a cluster of a thousand topics, listing them took
@@ -49,22 +129,28 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, 
     several times.
     """
     config = admin_config(bootstrap, extra)
-    key = tuple(sorted((str(k), str(v)) for k, v in config.items()))  # settings an admin client ignores do not split it
-    client = _clients.get(key)
-    if client is None:  # (a client's truth value is its queue length: test for None)
-        client = AdminClient(config)
+    watched = _watched(bootstrap, config)
+    client = watched.client
     deadline = time.monotonic() + timeout_s
     attempt = 0
     while True:
         attempt += 1
         try:
-            client.describe_cluster(request_timeout=min(5.0, max(0.5, deadline - time.monotonic()))).result()
-            _clients[key] = client
+            future = client.describe_cluster(request_timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+            while not future.done():  # serve librdkafka's error callback while the answer is awaited
+                client.poll(0.1)
+                if watched.failures:
+                    raise KafkaSecurityError(watched.failures[0])
+            future.result()
+            _clients[_key(config)] = watched
             return client
         except KafkaException as exc:
+            client.poll(0)
+            if watched.failures:
+                raise KafkaSecurityError(watched.failures[0]) from None
             if time.monotonic() >= deadline:
                 raise BrokerUnavailable(
-                    f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({exc.args[0]}); "
+                    f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s ({_one_line(str(exc.args[0]), config)}); "
                     f"is the broker running? (`iot-monitoring stack up` starts a local one)"
                 ) from None
             if attempt == 1:

@@ -184,7 +184,7 @@ class NativeReader:
 
     def __init__(self, config: dict[str, str], topic: str, partition: int) -> None:
         assert PartitionReader is not None
-        self.reader = PartitionReader(list(config.items()), topic, partition, read_ahead=True)
+        self.reader = PartitionReader(list(native_config(config).items()), topic, partition, read_ahead=True)
 
     def watermarks(self, timeout_s: float) -> tuple[int, int]:
         return self.reader.watermarks(cached=False, timeout_ms=int(timeout_s * 1000))
@@ -207,13 +207,28 @@ class NativeReader:
         self.reader.close()
 
 
+def native_config(config: dict[str, str]) -> dict[str, str]:
+    """The settings for the native reader. Its OpenSSL is compiled in, with
+    its own idea of where the system's CA certificates are, which is not
+    Debian's: over TLS with no CA given, librdkafka is told to look in the
+    usual places (`probe`), as confluent-kafka's bundled build does."""
+    tls = str(config.get("security.protocol", "")).upper() in ("SSL", "SASL_SSL")
+    if tls and not (config.get("ssl.ca.location") or config.get("ssl.ca.pem")):
+        return {**config, "ssl.ca.location": "probe"}
+    return config
+
+
 def open_reader(config: dict[str, str], topic: str, partition: int, native: bool = True) -> ConfluentReader | NativeReader:
     """The native reader where it is built and `native` asks for it, else
     confluent-kafka's; confluent-kafka's too when the native build refuses a
-    property."""
+    property. The native build has TLS and SASL PLAIN and SCRAM; it lacks
+    OAUTHBEARER's OIDC token fetch (no libcurl), which confluent-kafka's
+    has. Kerberos is in neither (config.kafka_security refuses it)."""
     if native and native_available():
         try:
-            return NativeReader(config, topic, partition)
+            reader = NativeReader(config, topic, partition)
+            log.debug("%s/%s is read by the native reader", topic, partition)
+            return reader
         except ValueError as exc:
             log.info("%s/%s is read with confluent-kafka: the native reader refuses its settings (%s)", topic, partition, exc)
     return ConfluentReader(config, topic, partition)

@@ -6,6 +6,12 @@ else Docker containers through testcontainers when `IOT_TESTCONTAINERS=1`
 (`iot-monitoring stack up`), started once per session and stopped at the end
 only if this session started it. Tests that need no broker never touch these
 fixtures, so they never start one.
+
+The secured listeners (`secure_stack`) are the local stack's, started with
+`iot-monitoring stack up --secure` (`make test` does); when the session runs
+its own local stack it secures it if needed. Against brokers given by the
+environment they are used only if the stack of `IOT_STACK_DIR` runs secured,
+and the tests that need them are skipped otherwise.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import logging
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import pytest
 
-from cli.local_stack import LocalStack
+from cli.local_stack import LocalStack, StackConfig
+from config.kafka_security import as_environment
 from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 
@@ -92,3 +100,45 @@ def new_topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Callable[
 def new_exchange(rabbitmq_url: str, request: pytest.FixtureRequest) -> Callable[[], str]:
     """A unique exchange name for this test (declared by the code under test)."""
     return lambda: _unique(request, "x")
+
+
+@dataclass(frozen=True)
+class SecureStack:
+    """The local stack's secured listeners, for tests."""
+
+    cfg: StackConfig
+
+    def kafka(self, how: str = "scram") -> dict[str, str]:
+        """librdkafka settings, bootstrap included: `scram`, `plain` or `mtls`."""
+        return self.cfg.kafka_client_settings(how)
+
+    def env(self, how: str = "scram") -> dict[str, str]:
+        """The same as the KAFKA_* variables a user would export."""
+        return as_environment(self.kafka(how))
+
+
+@pytest.fixture(scope="session")
+def secure_stack(local_stack: LocalStack | None) -> SecureStack:
+    if local_stack is not None:
+        if not local_stack.secured():
+            local_stack.up(secure=True)
+        return SecureStack(local_stack.cfg)
+    stack = LocalStack()
+    if not stack.secured():
+        pytest.skip(f"no secured local stack in {stack.cfg.home}: run `iot-monitoring stack up --secure` "
+                    "(with IOT_STACK_DIR and the ports of the stack the tests use)")
+    return SecureStack(stack.cfg)
+
+
+@pytest.fixture
+def new_secure_topic(secure_stack: SecureStack, request: pytest.FixtureRequest) -> Callable[..., str]:
+    """A uniquely named topic, created through the SASL_SSL listener."""
+    settings = secure_stack.kafka()
+    admin = wait_for_kafka(settings.pop("bootstrap.servers"), timeout_s=60, extra=settings)
+
+    def make(partitions: int = 1) -> str:
+        topic = _unique(request, "s")
+        ensure_topics(admin, {topic: partitions})
+        return topic
+
+    return make

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], partition: int | None = None,
-            key: bytes | None = None, headers: list | None = None) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+            key: bytes | None = None, headers: list | None = None, config: Mapping[str, str] | None = None) -> int:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True, **(config or {})})
     n = 0
     for value in values:
         kwargs = {"partition": partition} if partition is not None else {}
@@ -22,11 +22,13 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], partitio
     return n
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0, expect: int | None = None) -> list:
+def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0, expect: int | None = None,
+             config: Mapping[str, str] | None = None) -> list:
     """Every record of the topic as (key, value, headers, partition, offset), in
-    partition then offset order; waits for `expect` records when given."""
+    partition then offset order; waits for `expect` records when given.
+    `config`: more client settings (a secured listener's)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}",
-                         "enable.auto.commit": False, "log_level": 0})
+                         "enable.auto.commit": False, "log_level": 0, **(config or {})})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = sorted(meta.partitions)

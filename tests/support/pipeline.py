@@ -33,17 +33,21 @@ def repr_yaml(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def dataflow_env(pipeline: Path, bootstrap: str, processors: str, bounded: bool, env: dict[str, str] | None) -> dict[str, str]:
+    """This environment, pointed at the pipeline and the broker; `env` wins over all of it."""
+    return {**os.environ, "IOT_PIPELINE": str(pipeline), "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "IOT_PROCESSORS": processors,
+            "IOT_BOUNDED": "1" if bounded else "", **(env or {})}
+
+
 def run_dataflow(pipeline: Path, bootstrap: str, *, bounded: bool = True, processors: str = "sql",
                  args: tuple[str, ...] = (), env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                    IOT_PROCESSORS=processors, IOT_BOUNDED="1" if bounded else "", **(env or {}))
+    full_env = dataflow_env(pipeline, bootstrap, processors, bounded, env)
     return subprocess.run([sys.executable, "-m", "bytewax.run", "dataflows.iot", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 
 def start_dataflow(pipeline: Path, bootstrap: str, *, processors: str = "sql", args: tuple[str, ...] = (),
                    env: dict[str, str] | None = None, bounded: bool = False) -> subprocess.Popen:
-    full_env = dict(os.environ, IOT_PIPELINE=str(pipeline), KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                    IOT_PROCESSORS=processors, IOT_BOUNDED="1" if bounded else "", **(env or {}))
+    full_env = dataflow_env(pipeline, bootstrap, processors, bounded, env)
     return subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.iot", *args], cwd=REPO, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

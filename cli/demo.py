@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cli.demo_processes import ChildFailed, Children, wait_for_port
-from cli.local_stack import REPO_ROOT
+from cli.local_stack import REPO_ROOT, StackConfig
 from cli.main import UserError
 from cli.watch import (
     Watcher,
@@ -36,7 +36,6 @@ from udf.sdk import DEFAULT_PORT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOG_DIR = Path(os.environ.get("IOT_STACK_DIR", REPO_ROOT / ".stack")) / "demo"
 STEP_TIMEOUT_S = 120.0
 
 
@@ -90,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--malformed-fraction", type=float, default=0.0, help="fraction of malformed events (default: %(default)s)")
     p.add_argument("--udf-port", type=int, default=DEFAULT_PORT, help="port of the alerting UDF (default: %(default)s)")
     p.add_argument("--metrics-port", type=int, default=3030, help="port of the dataflow's metrics endpoint (default: %(default)s)")
-    p.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="where the children's logs go (default: %(default)s)")
+    p.add_argument("--log-dir", type=Path, default=StackConfig.from_env().home / "demo", help="where the children's logs go (default: %(default)s)")
     p.add_argument("--duration", type=float, help="stop after this many seconds and print the last frame (default: until Ctrl-C)")
     bounded = p.add_argument_group("bounded demo (short, non-interactive)")
     bounded.add_argument("--bounded-demo", action="store_true",

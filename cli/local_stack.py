@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from cli.local_stack_secure import (
     KAFKA_PLAIN_USER,
@@ -36,6 +37,7 @@ from cli.local_stack_secure import (
     rabbitmq_definitions,
     write_private,
 )
+from runtime.settings import StackSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,6 @@ KAFKA_JARS = REPO_ROOT / "stack" / "kafka" / "target" / "dependency"
 KAFKA_LOG4J = REPO_ROOT / "stack" / "kafka" / "log4j2.properties"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = RABBITMQ_SERVER.with_name("rabbitmqctl")
-READY_TIMEOUT_S = float(os.environ.get("IOT_STACK_TIMEOUT", "90"))
 
 
 class StackError(RuntimeError):
@@ -66,18 +67,21 @@ class StackConfig:
     rabbitmq_dist_port: int = 25672
     epmd_port: int = 4369
 
+    ready_timeout_s: float = 90.0
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "StackConfig":
-        env = dict(os.environ if env is None else env)
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "StackConfig":
+        s = StackSettings.from_env(env)
         return cls(
-            home=Path(env.get("IOT_STACK_DIR", REPO_ROOT / ".stack")),
-            kafka_port=int(env.get("IOT_KAFKA_PORT", 9092)),
-            kafka_secure_port=int(env.get("IOT_KAFKA_SECURE_PORT", 9093)),
-            kafka_mtls_port=int(env.get("IOT_KAFKA_MTLS_PORT", 9094)),
-            kafka_controller_port=int(env.get("IOT_KAFKA_CONTROLLER_PORT", 9095)),
-            rabbitmq_port=int(env.get("IOT_RABBITMQ_PORT", 5672)),
-            rabbitmq_tls_port=int(env.get("IOT_RABBITMQ_TLS_PORT", 5671)),
-            rabbitmq_dist_port=int(env.get("IOT_RABBITMQ_DIST_PORT", 25672)),
+            home=Path(s.home) if s.home else REPO_ROOT / ".stack",
+            kafka_port=s.kafka_port,
+            kafka_secure_port=s.kafka_secure_port,
+            kafka_mtls_port=s.kafka_mtls_port,
+            kafka_controller_port=s.kafka_controller_port,
+            rabbitmq_port=s.rabbitmq_port,
+            rabbitmq_tls_port=s.rabbitmq_tls_port,
+            rabbitmq_dist_port=s.rabbitmq_dist_port,
+            ready_timeout_s=s.ready_timeout_s,
         )
 
     @property
@@ -390,7 +394,7 @@ class LocalKafka:
     def up(self, secure: bool = False) -> str:
         if self.proc.pid() is not None:
             if not secure or self.secured():
-                wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), READY_TIMEOUT_S, "Kafka", self.proc)
+                wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), self.cfg.ready_timeout_s, "Kafka", self.proc)
                 if secure:
                     self._secure_users()
                 return f"Kafka already running (pid {self.proc.pid()}) on {self._where(secure or self.secured())}"
@@ -431,7 +435,7 @@ class LocalKafka:
              f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", f"-Dkafka.logs.dir={logs}",
              "-cp", classpath, "kafka.Kafka", str(self.properties_file)]
         )
-        wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), READY_TIMEOUT_S, "Kafka", self.proc)
+        wait_until(lambda: kafka_answers(self.cfg.kafka_bootstrap), self.cfg.ready_timeout_s, "Kafka", self.proc)
         if secure:
             self._secure_users()
         return f"Kafka started (pid {self.proc.pid()}) on {self._where(secure)}; logs in {logs}"
@@ -461,7 +465,7 @@ class LocalKafka:
         for how in ("scram", "plain", "mtls"):
             settings = self.cfg.kafka_client_settings(how)
             wait_until(lambda: kafka_answers(settings["bootstrap.servers"], settings=settings),
-                       READY_TIMEOUT_S, f"Kafka's secured listener ({how}, {settings['bootstrap.servers']})", self.proc)
+                       self.cfg.ready_timeout_s, f"Kafka's secured listener ({how}, {settings['bootstrap.servers']})", self.proc)
 
     def down(self) -> str:
         return "Kafka stopped" if self.proc.stop() else "Kafka was not running"
@@ -565,7 +569,7 @@ class LocalRabbitMQ:
     def up(self, secure: bool = False) -> str:
         if self.proc.pid() is not None:
             if not secure or self.secured():
-                wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), READY_TIMEOUT_S, "RabbitMQ", self.proc)
+                wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), self.cfg.ready_timeout_s, "RabbitMQ", self.proc)
                 if secure:
                     self._secure_user()
                 return f"RabbitMQ already running (pid {self.proc.pid()}) on {self._where(secure or self.secured())}"
@@ -591,7 +595,7 @@ class LocalRabbitMQ:
             self.epmd.spawn([epmd, "-address", "127.0.0.1", "-port", str(self.cfg.epmd_port)])
             wait_until(lambda: port_open(self.cfg.epmd_port), 10, "epmd", self.epmd)
         self.proc.spawn([str(RABBITMQ_SERVER)], env=env)
-        wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), READY_TIMEOUT_S, "RabbitMQ", self.proc)
+        wait_until(lambda: rabbitmq_answers(self.cfg.rabbitmq_url), self.cfg.ready_timeout_s, "RabbitMQ", self.proc)
         if secure:
             self._secure_user()
         return f"RabbitMQ started (pid {self.proc.pid()}) on {self._where(secure)}; logs in {self.folder / 'logs'}"
@@ -627,7 +631,7 @@ class LocalRabbitMQ:
             definitions.unlink(missing_ok=True)
         if result.returncode != 0:
             raise StackError(f"creating RabbitMQ's user failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-        wait_until(lambda: rabbitmq_answers(self.tls_url, ca), READY_TIMEOUT_S,
+        wait_until(lambda: rabbitmq_answers(self.tls_url, ca), self.cfg.ready_timeout_s,
                    f"RabbitMQ's TLS listener (127.0.0.1:{self.cfg.rabbitmq_tls_port})", self.proc)
 
     def down(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from cli.watch_feeds import (
     scrape_metrics,
 )
 from cli.watch_view import Counters, WatchState, render
+from runtime.settings import pipeline_path
 
 if TYPE_CHECKING:
     from config.pipeline import Pipeline
@@ -223,7 +224,7 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
                                        "else $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)")
     p.add_argument("--rabbitmq-url", help="RabbitMQ AMQP URL (default: the pipeline's ClusterStream, "
                                           "else $RABBITMQ_URL, else the local stack's)")
-    p.add_argument("--pipeline", default=os.environ.get("IOT_PIPELINE"),
+    p.add_argument("--pipeline", default=pipeline_path(),
                    help="pipeline YAML naming the topics and exchange (default: $IOT_PIPELINE, else the built-in one)")
     p.add_argument("--connect-timeout", type=float, default=15.0,
                    help="seconds to wait for Kafka at start (default: %(default)s)")

@@ -130,6 +130,52 @@ class RunOptions:
         return "all" in self.processors or kind in self.processors or name in self.processors
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError(text)
+    return value
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The local broker stack's folder and loopback ports (`iot-monitoring stack`)."""
+
+    home: str | None = None  # IOT_STACK_DIR; None: .stack/ at the repository root
+    kafka_port: int = 9092  # IOT_KAFKA_PORT
+    kafka_secure_port: int = 9093  # IOT_KAFKA_SECURE_PORT: SASL_SSL
+    kafka_mtls_port: int = 9094  # IOT_KAFKA_MTLS_PORT: TLS with client certificates
+    kafka_controller_port: int = 9095  # IOT_KAFKA_CONTROLLER_PORT
+    rabbitmq_port: int = 5672  # IOT_RABBITMQ_PORT
+    rabbitmq_tls_port: int = 5671  # IOT_RABBITMQ_TLS_PORT
+    rabbitmq_dist_port: int = 25672  # IOT_RABBITMQ_DIST_PORT
+    ready_timeout_s: float = 90.0  # IOT_STACK_TIMEOUT: how long `stack up` waits for a broker
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "StackSettings":
+        env = environment() if env is None else env
+        ports = {
+            "kafka_port": ("IOT_KAFKA_PORT", 9092),
+            "kafka_secure_port": ("IOT_KAFKA_SECURE_PORT", 9093),
+            "kafka_mtls_port": ("IOT_KAFKA_MTLS_PORT", 9094),
+            "kafka_controller_port": ("IOT_KAFKA_CONTROLLER_PORT", 9095),
+            "rabbitmq_port": ("IOT_RABBITMQ_PORT", 5672),
+            "rabbitmq_tls_port": ("IOT_RABBITMQ_TLS_PORT", 5671),
+            "rabbitmq_dist_port": ("IOT_RABBITMQ_DIST_PORT", 25672),
+        }
+        return cls(
+            home=env.get("IOT_STACK_DIR") or None,
+            ready_timeout_s=_read(env, "IOT_STACK_TIMEOUT", _positive_float, 90.0, "a positive number of seconds"),
+            **{field: _read(env, name, _port, default, "a TCP port (1-65535)") for field, (name, default) in ports.items()},
+        )
+
+
+def pipeline_path(env: Mapping[str, str] | None = None) -> str | None:
+    """`IOT_PIPELINE`, the pipeline YAML the commands default to (None: the built-in one)."""
+    env = environment() if env is None else env
+    return env.get("IOT_PIPELINE") or None
+
+
 def metrics_served(env: Mapping[str, str] | None = None) -> bool:
     """Whether Bytewax serves /metrics: it checks that the variable is set, whatever its value."""
     env = environment() if env is None else env

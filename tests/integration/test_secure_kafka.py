@@ -16,7 +16,7 @@ from cli.datagen import EventGenerator, GeneratorSettings, event_times
 from cli.local_stack_secure import new_ca, pem_cert
 from cli.main import main
 from config import load_pipeline
-from connectors.kafka_readers import NativeReader, raw_records
+from connectors.kafka_readers import NativeReader
 from engine.serde import make_decoder
 from engine.serde.timestamps import format_timestamp_ms
 from tests.support.kafka_io import produce, read_all
@@ -42,7 +42,7 @@ def test_the_native_reader_reads_over_each_secured_listener(secure_stack, new_se
         while len(got) < 500 and time.monotonic() < deadline:
             read = reader.read(200, 0.5)
             assert not read.errors
-            got += [r.value for r in raw_records(read.records)]
+            got += [r.value for r in read.batch.records()]
     finally:
         reader.close()
     assert got == values

@@ -160,7 +160,7 @@ class UdfProcessor:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Event-time engine knobs (semantics.md), from Processor/Stream options."""
+    """Event-time engine knobs (docs/semantics.md), from Processor/Stream options."""
 
     idle_timeout_ms: int | None = 5_000  # None (or 0 in the YAML): idleness detection off, as in Flink
     max_future_skew_ms: int | None = 600_000  # None: guard switched off

@@ -120,8 +120,8 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, 
     KafkaSecurityError as soon as the broker refuses this client.
 
     The question is the cluster's description (its id and brokers), not the
-    list of all topics: on a cluster of a thousand topics, listing them took
-    60 ms of every start, describing the cluster 4 ms. librdkafka asks it as
+    list of all topics, which on a large cluster costs far more of every
+    start (docs/performance.md, "Start-up"). librdkafka asks it as
     a metadata request naming no topic, so it needs no permission beyond
     what listing topics needed, and it goes to a broker every time (no
     cached answer hides a broker that went away). One client per

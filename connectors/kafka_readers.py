@@ -5,8 +5,8 @@
 made it. The native reader (`iot_native._native`, built from `native/` with
 the package) keeps a read's values end to end in one Rust buffer, a
 `MessageBatch`; confluent-kafka's reader gives a list of `Message` objects,
-one Python object per record, made and freed at a cost that is a third of
-the package's time at a million records a second. `NativeBatch` and
+one Python object per record, made and freed at a cost that dominates
+the package's time at high rates (docs/performance.md). `NativeBatch` and
 `ConfluentBatch` put both behind the same interface, so nothing downstream
 asks which reader it has.
 """

@@ -23,7 +23,7 @@ processes are not seen):
   never paused, so the replay always makes progress.
 
 Pausing changes only the order in which partitions are read. Which records
-are late may depend on that order anyway (semantics.md); alignment makes a
+are late may depend on that order anyway (docs/semantics.md); alignment makes a
 replay's order closer to the order the events happened in.
 """
 

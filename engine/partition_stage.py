@@ -6,7 +6,7 @@ tracks the partition's watermark W_p, assigns windows and groups the rows by
 (window, group key). The global half (`engine.window_engine`) only merges
 these groups, so no per-event Python call crosses the dataflow.
 
-The watermark rule (semantics.md): W_p = (largest event time read so far) -
+The watermark rule (docs/semantics.md): W_p = (largest event time read so far) -
 delay, never decreasing, updated after each record, so a record is judged
 against the W_p in force before it. `local_watermarks` keeps that value per
 row; within a batch it is a running maximum (a vectorised cumulative max).

@@ -2,7 +2,7 @@
 
 Flink's JSON format tolerates missing fields; here a record that lacks a
 required field or carries a value of the wrong type is reported, because the
-dead-letter topic is where a user looks for it (semantics.md). Fields not in
+dead-letter topic is where a user looks for it (docs/semantics.md). Fields not in
 the schema are ignored. Numbers are checked strictly: `true` is not a long,
 `1.0` is not a long, a long must fit in 64 bits.
 
@@ -12,7 +12,7 @@ built with the package) parses a batch straight into Arrow columns that
 polars takes over, with no Python object per record or field. Without it,
 or when it refuses a value, msgspec decodes the batch into a typed struct
 made from the schema, which checks every field's type in C and skips the
-fields it does not know without building them: about three times faster
+fields it does not know without building them: much faster
 than a dict per record plus checks in Python. The first record msgspec
 refuses sends the whole batch down the record-by-record path (orjson, then
 a check per field), which names the reason of each bad record. The native

@@ -1,5 +1,5 @@
 """The event-time engine against an independent, record-at-a-time reading of
-semantics.md, written here and sharing no code with the engine."""
+docs/semantics.md, written here and sharing no code with the engine."""
 
 from __future__ import annotations
 

@@ -95,6 +95,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.idle_poll = timedelta(milliseconds=10)
         self.retry_after = timedelta(seconds=1)
         self.finished = False
+        self.end_seen = False  # the reader reported reaching the end of the log (bounded mode asks it to)
         self.last_emit = 0.0
         self.last_retry_log = 0.0
         self.last_probe = float("-inf")
@@ -120,10 +121,15 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         # instead of blocking it in librdkafka (latency of every partition).
         self.awake = None if read.count or read.errors else datetime.now(timezone.utc) + self.idle_poll
         for code, _, text in read.errors:
-            if code != KafkaError._PARTITION_EOF:
+            if code == KafkaError._PARTITION_EOF:
+                self.end_seen = True
+            else:
                 log.warning("Kafka %s/%s: %s (retrying)", self.topic, self.partition, text)
         next_offset = read.next_offset if read.next_offset is not None else self.next_offset
-        at_end = self.end is not None and next_offset >= self.end
+        # The end offset may be a transaction's commit marker, which is never
+        # read as a record: reaching the end of the log then ends the partition,
+        # once a read finds nothing more.
+        at_end = self.end is not None and (next_offset >= self.end or (self.end_seen and not read.count))
         now = time.monotonic()
         if not read.count and not at_end and now - self.last_emit < self.tick_s:
             return []
@@ -240,7 +246,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         return {
             "group.id": self.settings.group_id,
             "enable.auto.commit": "false",  # the offsets of completed snapshots are committed instead
-            "enable.partition.eof": "false",
+            "enable.partition.eof": "true" if self.settings.bounded else "false",
             "auto.offset.reset": "earliest",  # an offset that is gone resumes at the oldest record kept
             "fetch.wait.max.ms": "50",
             # librdkafka's 1 s default back-off between fetches caps a consumer

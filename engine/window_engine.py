@@ -184,8 +184,17 @@ class WindowEngine:
         return Fired(self._advance(now_ms))
 
     def on_end(self) -> Fired:
-        """Bounded input is exhausted: W jumps to +infinity, every window fires."""
-        return Fired(self._fire(END_OF_TIME))
+        """Bounded input is exhausted: W jumps to +infinity, every window fires.
+
+        What is kept for a later run on the same recovery store is the end of
+        the last window that fired, not infinity: records of those windows
+        are late then, and newer windows open as usual."""
+        st = self.state
+        before = st.fired_ms
+        last = max((end - 1 for _, end in st.open_windows), default=before)
+        fired = self._fire(END_OF_TIME)
+        st.fired_ms = max(before, last)
+        return Fired(fired)
 
     # --- output --------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class PartitionClock:
     last_arrival_ms: float = 0.0  # the last batch that held records
     last_heard_ms: float = float("-inf")  # the last batch of any size (readers send an empty one every tick)
     caught_up: bool = False  # the reader had reached the end of the partition's log at its last batch
+    finished: bool = False  # a bounded input's partition that has been read to its end
 
 
 @dataclass
@@ -98,6 +99,8 @@ class WindowEngine:
         A partition that has a backlog, or that its reader cannot read (a
         broker or registry outage, a stalled worker: no batch for a while),
         holds the watermark back however long it is quiet."""
+        if clock.finished:  # read to its end: it holds nobody back (Flink: a finished split's watermark is +inf)
+            return True
         timeout = self.settings.idle_timeout_ms
         if not timeout:  # 0 or None: idleness detection is off (Flink's default)
             return False
@@ -135,6 +138,7 @@ class WindowEngine:
         clock = st.partitions.setdefault(batch.source, PartitionClock(last_arrival_ms=now_ms))
         clock.last_heard_ms = now_ms
         clock.caught_up = batch.caught_up
+        clock.finished = clock.finished or batch.end_of_input
         if batch.records_in:
             clock.last_arrival_ms = now_ms
         others = [c.watermark_ms for name, c in st.partitions.items() if name != batch.source and not self._idle(c, now_ms)]

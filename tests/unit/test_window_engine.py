@@ -313,6 +313,17 @@ def test_a_partition_never_heard_from_holds_the_watermark_back() -> None:
     assert [r.start_ms for r in engine.on_end().results] == [BASE, BASE + 60_000]
 
 
+def test_a_partition_read_to_its_end_holds_nobody_back() -> None:
+    """A bounded replay: partition 1 is short and finishes; partition 0's windows fire without waiting for the end."""
+    settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=False)
+    (p0, p1), engine = _stage_and_engine(2, settings)
+    t = 1_000_000.0
+    records = [RawRecord("events", 1, 0, None, ev(BASE + 1_000), None, None)]
+    engine.on_batch(p1.process(RecordList(records), end_of_input=True, caught_up=True).batch, t)
+    fired = _feed(p0, engine, [ev(BASE + 2_000), ev(BASE + 70_000)], t, caught_up=False)
+    assert [(r.start_ms, r.aggregates["n"]) for r in fired] == [(BASE, 2)]
+
+
 def test_a_partition_with_a_backlog_is_never_idle() -> None:
     settings = EngineSettings(idle_timeout_ms=5_000, quiet_advance=True)
     (p0, p1), engine = _stage_and_engine(2, settings)

@@ -15,8 +15,8 @@ from config.pipeline import LOCAL_KAFKA, EngineSettings, Pipeline, QueryProcesso
 from config.sql import compile_query
 from config.sql.plan import Plan
 from engine.having_topn import top_n
-from engine.partition_stage import PartitionStage, ReadBatch
-from engine.records import RawRecord, WindowResult
+from engine.partition_stage import PartitionStage
+from engine.records import PartitionId, RawRecord, RecordList, WindowResult
 from engine.serde import make_decoder
 from engine.window_engine import WindowEngine, result_row
 
@@ -42,14 +42,15 @@ def run(plan: Plan, rows: list[dict]) -> tuple[list[dict], dict[str, int]]:
     """Rows through a partition stage and the engine, to the end of input (in
     event-time order, so none is late: lateness is the engine's own test)."""
     rows = sorted(rows, key=lambda r: r["at"])
-    stage = PartitionStage(plan, PLAYS, SETTINGS, make_decoder(PLAYS), "plays/0", ("plays/0",), "dlq", clock=lambda: NOW / 1000)
+    partition = PartitionId("plays", 0)
+    stage = PartitionStage(plan, PLAYS, SETTINGS, make_decoder(PLAYS), partition, (partition,), "dlq", clock=lambda: NOW / 1000)
     engine = WindowEngine(plan, SETTINGS, 1_000)
     records = [RawRecord("plays", 0, i, None, orjson.dumps(r), None, None) for i, r in enumerate(rows)]
-    batch, _ = stage.process(ReadBatch.of(records))
-    fired, late = engine.on_batch(batch, NOW)
-    fired += engine.on_end()
-    assert late == []
-    return [result_row(plan, r) for r in fired], engine.state.counters
+    read = stage.process(RecordList(records))
+    fired = engine.on_batch(read.batch, NOW)
+    assert fired.late == []
+    results = fired.results + engine.on_end().results
+    return [result_row(plan, r) for r in results], engine.state.counters
 
 
 # --- HAVING ---------------------------------------------------------------------------------

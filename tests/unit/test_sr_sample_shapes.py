@@ -193,8 +193,19 @@ def test_an_upsert_kafka_result_is_keyed_by_its_primary_key():
     pipeline = load("top-tracks.yaml")
     plan = plans(pipeline)["top-tracks-aggregate"]
     sink = pipeline.stream(plan.sink)
-    out = ResultEncoder(plan, sink).encode(WindowResult(0, 30_000, (7, "Song", "jazz"), {"play_count": 4}))
+    out = ResultEncoder(plan, sink).encode(WindowResult(0, 30_000, (7, "Song", "jazz"), {"play_count": 4})).out
     assert json.loads(out.key) == {"window_start": "1970-01-01 00:00:00", "window_end": "1970-01-01 00:00:30",
                                    "track_id": 7, "style": "jazz"}
     assert json.loads(out.value) == {"window_start": "1970-01-01 00:00:00", "window_end": "1970-01-01 00:00:30",
                                      "track_id": 7, "title": "Song", "style": "jazz", "track_play_count": 4}
+
+
+def test_the_dataflow_refuses_a_join_in_one_line_until_it_runs_them():
+    from config import ConfigError
+    from dataflows.iot import compile_plans
+    from runtime.settings import RunOptions
+
+    options = RunOptions.from_env({})
+    assert set(compile_plans(load("login-watch.yaml"), options)) == {"login-burst-detection"}
+    with pytest.raises(ConfigError, match="Processor track-plays-join: its stream-stream join is planned"):
+        compile_plans(load("top-tracks.yaml"), options)

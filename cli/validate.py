@@ -1,9 +1,15 @@
 """`iot-monitoring validate FILE...`: check pipeline files and show what they resolve to.
 
 A user sees, before anything runs, which topics, formats, schemas, watermarks
-and brokers the resources mean, and the plan of each query. Mistakes are
-printed one per line with their file, document, line, resource and field;
-the exit code is 2 when any file has a problem.
+and brokers the resources mean, the plan of each query (filter, window,
+HAVING, join keys and state TTL, Top-N, how the SELECT list maps to the
+output Stream) and what its debug attributes will log. Mistakes are printed
+one per line with their file, document, line, resource and field; the exit
+code is 2 when any file has a problem.
+
+Validation reads no network: a schema kept in a registry subject is
+fetched only with `--fetch-schemas`; without it the columns of that stream
+are checked when the dataflow starts.
 """
 
 from __future__ import annotations
@@ -14,9 +20,8 @@ from typing import Any, Callable
 
 from config import DEFAULT_PIPELINE, ConfigError
 from config.errors import Problem
-from config.kafka_security import is_secret_key
 from config.loader import load_resources
-from config.pipeline import Pipeline, QueryProcessor, SchemaField, StreamSpec, UdfProcessor
+from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
 from config.resolve import locate_query, resolve
 
 try:  # the SQL planner is optional for validation: without it, queries are shown as text only
@@ -35,15 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help=f"pipeline YAML (default: {DEFAULT_PIPELINE.name})")
+    parser.add_argument(
+        "--fetch-schemas",
+        action="store_true",
+        help="fetch the schemas kept in a schema registry subject (inline avro-confluent) and check their columns too",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per schema registry request (default 10)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     files = args.files or [str(DEFAULT_PIPELINE)]
     failed = False
+    fetch = getattr(args, "fetch_schemas", False)
     for index, file in enumerate(files):
         try:
-            text = validate_file(file, compile_query)
+            text = validate_file(file, compile_query, fetch_timeout_s=args.timeout if fetch else None)
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
@@ -55,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def validate_file(file: str, plan_fn: PlanFn | None) -> str:
-    """The description of one file's pipeline; raises ConfigError with every problem."""
+def validate_file(file: str, plan_fn: PlanFn | None, fetch_timeout_s: float | None = None) -> str:
+    """The description of one file's pipeline; raises ConfigError with every problem.
+    With `fetch_timeout_s`, the schemas of registry subjects are fetched first."""
     loaded = load_resources(file)
     pipeline = resolve(loaded, file)
+    if fetch_timeout_s is not None:
+        pipeline = _with_fetched_schemas(pipeline, fetch_timeout_s)
     plans: dict[str, Any] = {}
     problems: list[Problem] = []
     for processor in pipeline.query_processors:
@@ -92,6 +107,7 @@ def describe_pipeline(pipeline: Pipeline, plans: dict[str, Any], planner_availab
             plan_lines = plans[query.name].describe().splitlines()
             lines.append(f"    plan         {plan_lines[0]}")
             lines += [f"                 {line}" for line in plan_lines[1:]]
+            lines += _describe_debug(query, plans[query.name], pipeline)
         elif not planner_available:
             lines.append("    plan         (SQL planner not installed)")
     for udf in pipeline.udf_processors:
@@ -111,49 +127,34 @@ def describe_pipeline(pipeline: Pipeline, plans: dict[str, Any], planner_availab
 
 
 def _describe_stream(stream: StreamSpec) -> list[str]:
-    lines = [
-        f"  {stream.name}",
-        f"    topic        {stream.topic} ({stream.protocol} at {stream.servers})",
-        f"    mode         {', '.join(sorted(stream.modes))}",
-        f"    format       {stream.value_format}"
-        + (f" (registry {stream.schema_registry_url})" if stream.schema_registry_url else ""),
-    ]
-    if stream.keys:
-        lines.append(f"    keys         {', '.join(stream.keys)}")
-    if stream.key_fields:
-        lines.append(f"    key fields   {', '.join(stream.key_fields)}")
-    if stream.fields:
-        title = ".".join(p for p in (stream.schema_namespace, stream.schema_name) if p)
-        lines.append(f"    schema       {title}")
-        lines += [f"                   {_describe_field(f)}" for f in stream.fields]
-    else:
-        lines.append("    schema       none (payload passed as bytes)")
-    if stream.time_attribute:
-        t = stream.time_attribute
-        origin = "Kafka record timestamp" if t.source == "kafka-timestamp" else "record field"
-        lines.append(f"    event time   {t.column} ({origin}), watermark delay {t.watermark_delay_ms} ms")
-    if stream.protocol == "kafka":
-        startup = stream.startup_mode
-        if stream.startup_timestamp_ms is not None:
-            startup += f" at {stream.startup_timestamp_ms}"
-        lines.append(f"    startup      {startup}")
-    if stream.partition_count:
-        lines.append(f"    partitions   {stream.partition_count}")
-    for key, value in stream.kafka_properties.items():
-        lines.append(f"    kafka        {key}={'***' if is_secret_key(key) else value}")
+    return [f"  {stream.name}", *(f"    {line}" for line in stream.describe_lines())]
+
+
+def _describe_debug(query: QueryProcessor, plan: Any, pipeline: Pipeline) -> list[str]:
+    if not query.debug.enabled and not query.debug.warnings:
+        return []
+    from config.sql.debug import debug_output
+
+    debug = debug_output(query, plan, pipeline)
+    lines = []
+    if query.debug.explain_plan:
+        lines.append("    debug        the plan is explained in the log at start (debugExplain)")
+    if query.debug.explain_streams:
+        lines.append(f"    debug        tables explained at start: {', '.join(query.debug.explain_streams)}")
+    if debug.rows is not None:
+        lines.append(f"    debug        output rows logged at debug level: {debug.rows.query}")
+    lines += [f"    warning      {w}" for w in debug.warnings]
     return lines
 
 
-def _describe_field(field: SchemaField) -> str:
-    kind = field.type + (f" ({field.logical_type})" if field.logical_type else "")
-    notes = []
-    if field.optional:
-        notes.append("optional")
-    if field.metadata_from:
-        notes.append(f"from metadata {field.metadata_from}")
-    if field.proctime:
-        notes.append("processing time")
-    return f"{field.name}: {kind}" + (f" [{', '.join(notes)}]" if notes else "")
+def _with_fetched_schemas(pipeline: Pipeline, timeout_s: float) -> Pipeline:
+    from config.resolve import with_registry_schemas
+    from connectors.schema_registry import SchemaFetchError, fetch_registry_schemas
+
+    try:
+        return with_registry_schemas(pipeline, fetch_registry_schemas(pipeline, timeout_s))
+    except SchemaFetchError as exc:
+        raise ConfigError([Problem(pipeline.source_file, str(exc))]) from None
 
 
 def _describe_udf(udf: UdfProcessor) -> list[str]:

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Mapping
 
+from config.kafka_security import is_secret_key
+
 Protocol = Literal["kafka", "rabbitmq"]
+Connector = Literal["kafka", "upsert-kafka", "rabbitmq"]
 ValueFormat = Literal["avro", "avro-confluent", "json", "raw"]
 StartupMode = Literal["earliest-offset", "latest-offset", "group-offsets", "timestamp"]
 
@@ -56,19 +59,34 @@ class SchemaField:
     def is_numeric(self) -> bool:
         return self.type in ("int", "long", "float", "double") and not self.is_timestamp
 
+    def describe(self) -> str:
+        kind = self.type + (f" ({self.logical_type})" if self.logical_type else "")
+        notes = []
+        if self.optional:
+            notes.append("optional")
+        if self.metadata_from:
+            notes.append(f"from metadata {self.metadata_from}")
+        if self.proctime:
+            notes.append("processing time")
+        return f"{self.name}: {kind}" + (f" [{', '.join(notes)}]" if notes else "")
+
 
 @dataclass(frozen=True)
 class TimeAttribute:
     """The event-time column and its bounded out-of-orderness.
 
     `source` is `field` when event time is a record column, `kafka-timestamp`
-    when it comes from the Kafka record timestamp (`metadata: {from: timestamp}`).
+    when it comes from the Kafka record timestamp (`metadata: {from: timestamp}`),
+    `header` when it comes from the Kafka header named `header` (the
+    Streaming Runtime's `header.<name>` spelling: epoch milliseconds, as
+    decimal text or an 8-byte big-endian integer).
     """
 
     column: str
     watermark_delay_ms: int
-    source: Literal["field", "kafka-timestamp"] = "field"
+    source: Literal["field", "kafka-timestamp", "header"] = "field"
     watermark_expression: str = ""
+    header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,9 @@ class StreamSpec:
     startup_mode: StartupMode = "group-offsets"
     startup_timestamp_ms: int | None = None
     schema_registry_url: str | None = None
+    schema_registry_subject_url: str | None = None  # inline avro-confluent: the subject version to fetch at start
+    primary_key: tuple[str, ...] = ()
+    connector: Connector = "kafka"  # ddl.connector, else the protocol
     partition_count: int | None = None
     kafka_properties: Mapping[str, str] = field(default_factory=frozen_map)  # properties.* -> client config
     options: Mapping[str, str] = field(default_factory=frozen_map)  # WITH (...) options, ddl. prefix removed
@@ -100,11 +121,83 @@ class StreamSpec:
         return "read" in self.modes
 
     @property
+    def upsert(self) -> bool:
+        """An upsert-kafka stream: the Kafka key is the primary key (JSON) and
+        a later value for a key replaces the earlier one; a delete is a
+        tombstone (null value)."""
+        return self.connector == "upsert-kafka"
+
+    @property
+    def schema_pending(self) -> bool:
+        """The record's columns live in a schema registry subject, fetched at
+        start (`config.resolve.with_registry_schemas`); until then only the
+        metadata and time-attribute columns are known."""
+        return self.schema_registry_subject_url is not None and not any(f.in_record for f in self.fields)
+
+    @property
+    def table_names(self) -> tuple[str, ...]:
+        """What a query may call the stream: its `metadata.name` (what
+        [[STREAM:name]] becomes) and its schema's record name, which is what
+        the Streaming Runtime named the Flink table (`Clicks`, `Users`)."""
+        return tuple(dict.fromkeys(n for n in (self.name, self.schema_name) if n))
+
+    @property
     def writable(self) -> bool:
         return "write" in self.modes
 
     def field_named(self, name: str) -> SchemaField | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def describe_lines(self) -> list[str]:
+        """What the stream resolved to, one fact per line (the table Flink would
+        have made of it), for `iot-monitoring validate` and `debugExplain`."""
+        lines = [
+            f"topic        {self.topic} ({self.protocol} at {self.servers})",
+            f"mode         {', '.join(sorted(self.modes))}",
+            f"format       {self.value_format}"
+            + (f" (registry {public_url(self.schema_registry_url)})" if self.schema_registry_url else ""),
+        ]
+        if self.connector not in ("kafka", "rabbitmq"):
+            lines.append(f"connector    {self.connector}")
+        if self.keys:
+            lines.append(f"keys         {', '.join(self.keys)}")
+        if self.primary_key:
+            lines.append(f"primary key  {', '.join(self.primary_key)}")
+        if self.key_fields:
+            lines.append(f"key fields   {', '.join(self.key_fields)}")
+        if self.schema_pending:
+            lines.append(f"schema       from {public_url(self.schema_registry_subject_url or '')}, fetched at start")
+            lines += [f"                   {f.describe()}" for f in self.fields]
+        elif self.fields:
+            title = ".".join(p for p in (self.schema_namespace, self.schema_name) if p)
+            lines.append(f"schema       {title}")
+            lines += [f"                   {f.describe()}" for f in self.fields]
+        else:
+            lines.append("schema       none (payload passed as bytes)")
+        if self.time_attribute:
+            t = self.time_attribute
+            origin = {"kafka-timestamp": "Kafka record timestamp", "header": f"Kafka header {t.header}"}.get(
+                t.source, "record field"
+            )
+            lines.append(f"event time   {t.column} ({origin}), watermark delay {t.watermark_delay_ms} ms")
+        if self.protocol == "kafka":
+            startup = self.startup_mode
+            if self.startup_timestamp_ms is not None:
+                startup += f" at {self.startup_timestamp_ms}"
+            lines.append(f"startup      {startup}")
+        if self.partition_count:
+            lines.append(f"partitions   {self.partition_count}")
+        for key, value in self.kafka_properties.items():
+            lines.append(f"kafka        {key}={'***' if is_secret_key(key) else value}")
+        return lines
+
+
+def public_url(url: str) -> str:
+    """A URL without its user and password, for output and messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://{rest.split('@', 1)[1]}"
 
 
 @dataclass(frozen=True)
@@ -132,17 +225,47 @@ class UdfTuning:
 
 
 @dataclass(frozen=True)
+class DebugAttributes:
+    """A Processor's `debugQuery` and `debugExplain`, as they apply to one of its queries.
+
+    The Streaming Runtime numbered a Processor's statements: one CREATE TABLE
+    per stream its queries name (here: in the order they are first named),
+    then the queries; `debugExplain` lists the numbers to explain at start.
+    `explain_plan` says whether this query's number is listed,
+    `explain_streams` which streams' tables are. `query` is the debug query
+    (rows of a stream the Processor writes, logged at debug level).
+    `warnings` are what cannot be honoured but does not stop the pipeline
+    (the Streaming Runtime logged a warning for an index out of range).
+    `config.sql.debug.debug_output` turns them into what the dataflow logs.
+    """
+
+    query: str | None = None
+    explain: tuple[int, ...] = ()
+    explain_plan: bool = False
+    explain_streams: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()  # the streams the Processor's queries write
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.query or self.explain_plan or self.explain_streams)
+
+
+@dataclass(frozen=True)
 class QueryProcessor:
     """A streaming-SQL stage. `raw_query` is the text of the resource;
     `query` has each `[[STREAM:name]]` placeholder replaced by the stream's
     name as a backtick-quoted identifier (`` `iot-monitoring-stream` ``),
-    after checking that the stream exists."""
+    after checking that the stream exists. `state_ttl_ms` is the
+    Processor's `table.exec.state.ttl` (join state; None: kept forever)."""
 
     name: str
     query: str
     raw_query: str
     attributes: Mapping[str, str] = field(default_factory=frozen_map)
     batch_size: int | None = None  # input.batchSize: records per read at most (None: the run's default)
+    debug: DebugAttributes = DebugAttributes()
+    state_ttl_ms: int | None = None
 
 
 @dataclass(frozen=True)

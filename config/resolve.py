@@ -34,6 +34,7 @@ from config.errors import Problem, raise_if_any
 from config.loader import FieldPath, LoadedResource, Origin, of_kind
 from config.pipeline import (
     DEFAULT_UDF_PORT,
+    DebugAttributes,
     LOCAL_KAFKA,
     LOCAL_RABBITMQ,
     EngineSettings,
@@ -46,9 +47,10 @@ from config.pipeline import (
     UdfTuning,
     ValueFormat,
     frozen_map,
+    public_url,
 )
 from config.resources import ClusterStream, Processor, QueryInputs, Stream, StreamRef
-from config.schemas import resolve_schema
+from config.schemas import complete_schema, resolve_schema, subject_of
 from config.timeexpr import parse_boolean, parse_duration_ms
 
 PLACEHOLDER = re.compile(r"\[\[STREAM:(\S*?)\]\]", re.IGNORECASE)
@@ -69,6 +71,9 @@ SETTING_KEYS = {
     "quiet_advance": ("quiet-advance",),
     "max_watermark_drift_ms": ("scan.watermark.alignment.max-drift", "watermark-alignment-max-drift"),
 }
+STATE_TTL = "table.exec.state.ttl"
+DEBUG_QUERY = "debugQuery"
+DEBUG_EXPLAIN = "debugExplain"
 
 
 class _Problems:
@@ -131,6 +136,28 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
     )
 
 
+def with_registry_schemas(pipeline: Pipeline, schemas: Mapping[str, str]) -> Pipeline:
+    """The pipeline with the record columns of every stream whose schema is a
+    registry subject (`StreamSpec.schema_pending`), from the schema texts the
+    start-up preflight fetched (stream name -> Avro schema JSON); raises
+    `ConfigError` when one is missing or does not fit the stream."""
+    problems: list[Problem] = []
+    streams = dict(pipeline.streams)
+    for name, stream in pipeline.streams.items():
+        if not stream.schema_pending:
+            continue
+        url = public_url(stream.schema_registry_subject_url or "")
+        text = schemas.get(name)
+        if text is None:
+            problems.append(Problem(pipeline.source_file, f"the schema of {url} was not fetched", resource=f"Stream/{name}"))
+            continue
+        completed, found = complete_schema(stream, text)
+        problems += [Problem(pipeline.source_file, f"schema of {url}: {m}", resource=f"Stream/{name}") for m in found]
+        streams[name] = completed
+    raise_if_any(problems)
+    return dataclasses.replace(pipeline, streams=MappingProxyType(streams))
+
+
 # --- streams -------------------------------------------------------------------
 
 
@@ -142,7 +169,7 @@ def _stream(
     spec = resource.spec
     context = spec.data_schema_context
     before = report.count
-    schema = resolve_schema(context, report)
+    topic = spec.name or resource.metadata.name
 
     raw_options = context.options if context else {}
     options = {k[len(DDL_PREFIX):]: v for k, v in raw_options.items() if k.startswith(DDL_PREFIX)}
@@ -153,12 +180,16 @@ def _stream(
     registry = (context.schema_registry_uri if context else None) or next(
         (options[k] for k in REGISTRY_OPTIONS if options.get(k)), None
     )
-    value_format = _value_format(spec.protocol, options, bool(schema.fields), context, registry, report, option_path)
+    schema = resolve_schema(context, report, topic=topic, registry_url=registry)
+    if registry is None and schema.registry_subject_url:
+        registry = subject_of(schema.registry_subject_url)[0]  # type: ignore[index]
+    value_format = _value_format(spec.protocol, options, schema.has_record, context, registry, report, option_path)
+    connector = _connector(spec.protocol, options, report, option_path)
 
     # Flink separates key.fields with ';', the Streaming Runtime's samples with ','.
     explicit_keys = [k.strip() for k in re.split(r"[;,]", options.get("key.fields", "")) if k.strip()]
     key_fields = tuple(explicit_keys) if explicit_keys else tuple(spec.keys)
-    if schema.fields:
+    if any(f.in_record for f in schema.fields):
         names = {f.name for f in schema.fields}
         for i, key in enumerate(spec.keys):
             if key not in names:
@@ -167,13 +198,14 @@ def _stream(
             for key in key_fields:
                 if key not in names:
                     report(f"key field {key!r} is not a field of the schema", option_path("key.fields"))
+    key_fields = _upsert_key(connector, schema.primary_key, key_fields, options, report, option_path)
 
     startup_mode, startup_ts = _startup(options, report, option_path)
     if report.count > before:
         return None
     return StreamSpec(
         name=resource.metadata.name,
-        topic=spec.name or resource.metadata.name,
+        topic=topic,
         protocol=spec.protocol,
         servers=_servers(spec.protocol, spec.storage.cluster_stream if spec.storage else None, clusters, env, report),
         modes=frozenset(spec.stream_mode) if spec.stream_mode is not None else frozenset({"read", "write"}),
@@ -188,6 +220,9 @@ def _stream(
         startup_mode=startup_mode,  # type: ignore[arg-type]
         startup_timestamp_ms=startup_ts,
         schema_registry_url=registry,
+        schema_registry_subject_url=schema.registry_subject_url,
+        primary_key=schema.primary_key,
+        connector=connector,  # type: ignore[arg-type]
         partition_count=spec.partition_count,
         kafka_properties=frozen_map(
             {k[len(KAFKA_PROPERTIES_PREFIX):]: v for k, v in options.items() if k.startswith(KAFKA_PROPERTIES_PREFIX)}
@@ -236,6 +271,54 @@ class _SecurityLayers:
         others = {k: v for k, v in spec.kafka_properties.items() if not kafka_security.is_security_key(k)}
         layered = kafka_security.layered([own, cluster, self.env])
         return dataclasses.replace(spec, kafka_properties=frozen_map({**others, **layered}))
+
+
+def _connector(protocol: str, options: Mapping[str, str], report: Reporter, option_path) -> str:
+    """`ddl.connector`, else the protocol (what the Streaming Runtime put in WITH (...))."""
+    connector = options.get("connector") or protocol
+    allowed = ("kafka", "upsert-kafka") if protocol == "kafka" else ("rabbitmq",)
+    if connector not in allowed:
+        report(
+            f"unsupported connector {connector!r} for a {protocol} stream (expected {' or '.join(allowed)})",
+            option_path("connector"),
+        )
+        return protocol
+    return connector
+
+
+def _upsert_key(
+    connector: str,
+    primary_key: tuple[str, ...],
+    key_fields: tuple[str, ...],
+    options: Mapping[str, str],
+    report: Reporter,
+    option_path,
+) -> tuple[str, ...]:
+    """Flink's upsert-kafka: the Kafka key is the JSON object of the primary
+    key columns, the value the whole row. A primary key on a plain kafka
+    stream is refused, as Flink refuses it (the connector cannot keep it)."""
+    key_path = ("spec", "dataSchemaContext", "primaryKey")
+    if connector != "upsert-kafka":
+        if primary_key:
+            report(
+                "a primary key needs ddl.connector: upsert-kafka; a plain kafka stream cannot guarantee one"
+                " (Flink refuses it too)",
+                key_path,
+            )
+        return key_fields
+    if not primary_key:
+        report(
+            "an upsert-kafka stream needs a primary key: list its columns in spec.dataSchemaContext.primaryKey",
+            option_path("connector"),
+        )
+    if options.get("key.fields"):
+        report("upsert-kafka writes the primary key as the Kafka key; remove ddl.key.fields", option_path("key.fields"))
+    if options.get("key.format", "json") != "json":
+        report(
+            f"upsert-kafka keys are written as JSON (key.format: json), not {options['key.format']!r}",
+            option_path("key.format"),
+        )
+    return primary_key
 
 
 def _value_format(protocol, options, has_schema, context, registry, report, option_path) -> str:
@@ -376,6 +459,8 @@ def _queries(name: str, texts: list[tuple[str, FieldPath]], attributes: Mapping[
     batch_size = _batch_size(attributes, links.report) if texts else None
     if batch_size is False:
         return out
+    ttl = _state_ttl(attributes, links.report)
+    debug = _debug_attributes(name, [raw for raw, _ in texts], attributes, links.report)
     for i, (raw, path) in enumerate(texts):
         ok = True
         targets = {m.group(1).lower() for m in _INSERT_TARGET.finditer(raw)}
@@ -388,9 +473,81 @@ def _queries(name: str, texts: list[tuple[str, FieldPath]], attributes: Mapping[
             ok = False
         if ok:
             query = PLACEHOLDER.sub(lambda m: f"`{m.group(1)}`", raw)
-            out.append(QueryProcessor(name if len(texts) == 1 else f"{name}-{i + 1}", query, raw, frozen_map(attributes),
-                                      batch_size=batch_size or None))
+            out.append(
+                QueryProcessor(
+                    name if len(texts) == 1 else f"{name}-{i + 1}", query, raw, frozen_map(attributes),
+                    batch_size=batch_size or None, debug=debug[i], state_ttl_ms=ttl,
+                )
+            )
     return out
+
+
+def _state_ttl(attributes: Mapping[str, str], report: Reporter) -> int | None:
+    """Flink's `table.exec.state.ttl` (join state, processing time); 0 or absent keeps state forever."""
+    text = attributes.get(STATE_TTL)
+    if text is None:
+        return None
+    try:
+        ttl = parse_duration_ms(text)
+    except ValueError as exc:
+        report(f"{STATE_TTL}: {exc}", ("spec", "attributes", STATE_TTL))
+        return None
+    return ttl or None
+
+
+def _debug_attributes(
+    processor: str, queries: Sequence[str], attributes: Mapping[str, str], report: Reporter
+) -> list[DebugAttributes]:
+    """`debugQuery` and `debugExplain` of a Processor, for each of its queries.
+
+    `debugExplain` numbers the Processor's statements as the Streaming
+    Runtime did: first one table per stream the queries name (here in the
+    order first named), then the queries. A number that names nothing is a
+    warning, as it was there, not an error.
+    """
+    streams = list(dict.fromkeys(m.group(1) for raw in queries for m in PLACEHOLDER.finditer(raw)))
+    path = ("spec", "attributes", DEBUG_EXPLAIN)
+    indices: list[int] = []
+    for part in attributes.get(DEBUG_EXPLAIN, "").split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit():
+            report(
+                f"debugExplain lists statement numbers separated by commas (e.g. \"2\" or \"4,5\"), not {part.strip()!r}",
+                path,
+            )
+            continue
+        indices.append(int(part))
+    count = len(streams) + len(queries)
+    warnings = [
+        f"Processor {processor}: debugExplain names statement {index}, which does not exist;"
+        f" {_statement_list(streams, len(queries))}"
+        for index in indices
+        if index >= count
+    ]
+    query = attributes.get(DEBUG_QUERY) or None
+    explained_streams = tuple(streams[i] for i in indices if i < len(streams))
+    outputs = tuple(dict.fromkeys(m.group(1) for raw in queries for m in _INSERT_TARGET.finditer(raw)))
+    return [
+        DebugAttributes(
+            query=query,
+            explain=tuple(indices),
+            explain_plan=(len(streams) + i) in indices,
+            explain_streams=explained_streams if i == 0 else (),
+            warnings=tuple(warnings) if i == 0 else (),
+            outputs=outputs,
+        )
+        for i in range(len(queries))
+    ]
+
+
+def _statement_list(streams: Sequence[str], queries: int) -> str:
+    """What debugExplain's numbers name, as the Streaming Runtime counted them."""
+    def numbers(first: int, n: int) -> str:
+        return str(first) if n == 1 else f"{first} to {first + n - 1}"
+
+    tables = f"{numbers(0, len(streams))}: the tables of {', '.join(streams)}; " if streams else ""
+    return f"its statements are {tables}{numbers(len(streams), queries)}: its {'query' if queries == 1 else 'queries'}"
 
 
 def _udf_processor(name, spec, inputs: list[StreamRef], input_path, links: _Links, report) -> UdfProcessor | None:

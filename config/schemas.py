@@ -1,29 +1,43 @@
-"""A Stream's `dataSchemaContext` -> schema fields, event-time attribute and Avro schema.
+"""A Stream's `dataSchemaContext` -> schema fields, event-time attribute,
+primary key and Avro schema.
 
-The Streaming Runtime accepts three spellings of one schema (meta-schema,
-inline Avro, inline SQL `CREATE TABLE`) and turns them all into Avro; so do
-we, so that the decoders and the SQL planner see one representation.
-Metadata fields (e.g. the Kafka record timestamp) and processing-time
-attributes are columns, but not part of the Avro record.
+The Streaming Runtime accepts several spellings of one schema (meta-schema,
+inline Avro as JSON or YAML, an Avro schema in a registry subject, inline
+SQL `CREATE TABLE`, or none: `schemaless`) and turns them all into Avro; so
+do we, so that the decoders and the SQL planner see one representation.
+Metadata fields (the Kafka record timestamp, a Kafka header) and
+processing-time attributes are columns, but not part of the Avro record.
+
+A schema in a registry subject (`inline: {type: avro-confluent, schema:
+http://host:8081/subjects/<subject>/versions/latest}`) is only recorded
+here: resolving never does network I/O. The start-up preflight fetches it
+(`connectors.schema_registry`) and `complete_schema` fills in the columns.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import fastavro
-import sqlglot
 import yaml
 from sqlglot import exp
 
-from config.pipeline import SchemaField, TimeAttribute
+from config.pipeline import SchemaField, StreamSpec, TimeAttribute
 from config.resources import LOGICAL_TYPES, PRIMITIVE_TYPES, PROCTIME, DataSchemaContext, SchemaFieldModel
+from config.sql.errors import SqlError
+from config.sql.parser import MetadataColumn, WatermarkDefinition, parse_statement, to_sql
 from config.timeexpr import parse_watermark
 
 Report = Callable[[str, Sequence[str | int]], None]
 CONTEXT = ("spec", "dataSchemaContext")
+INLINE_SCHEMA = (*CONTEXT, "inline", "schema")
+KAFKA_TIMESTAMP = "timestamp"
+HEADER_PREFIX = "header."
+_SUBJECT_PATH = re.compile(r"^(?P<base>.*)/subjects/(?P<subject>[^/]+)/versions/(?P<version>latest|\d+)/?$")
 
 
 @dataclass(frozen=True)
@@ -33,10 +47,35 @@ class ResolvedSchema:
     fields: tuple[SchemaField, ...] = ()
     avro_schema_json: str | None = None
     time_attribute: TimeAttribute | None = None
+    primary_key: tuple[str, ...] = ()
+    registry_subject_url: str | None = None
+
+    @property
+    def has_record(self) -> bool:
+        """Whether the stream's values have a schema (known now, or fetched at start)."""
+        return self.registry_subject_url is not None or any(f.in_record for f in self.fields)
 
 
-def resolve_schema(context: DataSchemaContext | None, report: Report) -> ResolvedSchema:
-    """All of a Stream's schema; problems go to `report(message, field_path)`."""
+@dataclass
+class _Declared:
+    """What the schema text itself declares besides the columns (an inline
+    SQL `CREATE TABLE` can carry watermarks and a primary key)."""
+
+    watermarks: list[tuple[str, str]] = field(default_factory=list)  # (column, expression text)
+    primary_key: list[str] = field(default_factory=list)
+
+
+def resolve_schema(
+    context: DataSchemaContext | None,
+    report: Report,
+    topic: str | None = None,
+    registry_url: str | None = None,
+) -> ResolvedSchema:
+    """All of a Stream's schema; problems go to `report(message, field_path)`.
+
+    `topic` and `registry_url` complete an avro-confluent subject written as
+    `default` (the Streaming Runtime's `<registry>/subjects/<topic>-value/versions/latest`).
+    """
     if context is None:
         return ResolvedSchema()
     forms = (("schema", context.schema_), ("inline", context.inline), ("schemaless", context.schemaless))
@@ -44,20 +83,25 @@ def resolve_schema(context: DataSchemaContext | None, report: Report) -> Resolve
     if len(given) > 1:
         report(f"give only one of schema, inline or schemaless (found {', '.join(given)})", CONTEXT)
         return ResolvedSchema()
+    namespace: str | None = None
+    name: str | None = None
+    fields: list[SchemaField] = []
+    record_json: str | None = None
+    subject_url: str | None = None
+    declared = _Declared()
+    inline = context.inline
     if context.schemaless is not None:
-        return ResolvedSchema()
-    namespace: str | None
-    name: str | None
-    if context.schema_ is not None:
+        pass  # the payload is opaque bytes; time attributes and metadata columns still apply
+    elif context.schema_ is not None:
         record = context.schema_
         namespace, name = record.namespace or None, record.name
         fields = [_meta_field(f, report, (*CONTEXT, "schema", "fields", i)) for i, f in enumerate(record.fields)]
-        record_json = None
-    elif context.inline is not None and context.inline.type == "sql":
-        namespace, name, fields = _sql_schema(context.inline.schema_, report)
-        record_json = None
-    elif context.inline is not None:
-        namespace, name, fields, record_json = _avro_schema(context.inline.schema_, report)
+    elif inline is not None and inline.type == "sql":
+        namespace, name, fields, declared = _sql_schema(inline.schema_, report)
+    elif inline is not None and inline.type == "avro-confluent" and _names_a_subject(inline.schema_):
+        subject_url = _subject_url(inline.schema_, topic, registry_url, report)
+    elif inline is not None:
+        namespace, name, fields, record_json = _avro_schema(inline.schema_, report, INLINE_SCHEMA)
     else:
         report("one of schema, inline or schemaless is required", CONTEXT)
         return ResolvedSchema()
@@ -66,12 +110,61 @@ def resolve_schema(context: DataSchemaContext | None, report: Report) -> Resolve
         _meta_field(f, report, (*CONTEXT, "metadataFields", i), metadata_default=True)
         for i, f in enumerate(context.metadata_fields)
     ]
-    fields = _with_proctime_attributes(context, fields)
+    fields = _with_time_attribute_columns(context, fields)
     _check_unique(fields, report)
-    time_attribute = _event_time(context, fields, report)
-    if record_json is None:
+    pending = subject_url is not None
+    time_attribute = _event_time(context, fields, declared, report, pending)
+    primary_key = _primary_key(context, declared, fields, report, pending)
+    if record_json is None and any(f.in_record for f in fields):
         record_json = _record_json(namespace, name or "Record", fields, report)
-    return ResolvedSchema(namespace, name, tuple(fields), record_json, time_attribute)
+    return ResolvedSchema(namespace, name, tuple(fields), record_json, time_attribute, primary_key, subject_url)
+
+
+def complete_schema(stream: StreamSpec, schema_text: str) -> tuple[StreamSpec, list[str]]:
+    """A stream whose record schema was fetched from its registry subject,
+    with the record's columns in front of its metadata and time-attribute
+    columns; and the problems found (the time attribute, key and primary key
+    must name columns that exist)."""
+    problems: list[str] = []
+
+    def report(message: str, path: Sequence[str | int] = ()) -> None:
+        problems.append(message)
+
+    namespace, name, record, record_json = _avro_schema(schema_text, report, INLINE_SCHEMA, fetched=True)
+    fields = [*record, *(f for f in stream.fields if not f.in_record)]
+    _check_unique(fields, report)
+    names = {f.name: f for f in fields}
+    attribute = stream.time_attribute
+    if attribute is not None and attribute.source == "field":
+        column = names.get(attribute.column)
+        if column is None:
+            report(f"time attribute {attribute.column!r} is not a field of the fetched schema")
+        elif not column.is_timestamp:
+            report(f"event-time attribute {attribute.column!r} must be a timestamp (long_timestamp-millis), not {column.type}")
+    for what, columns in (("primary key column", stream.primary_key), ("key field", stream.key_fields)):
+        for column_name in columns:
+            if column_name not in names:
+                report(f"{what} {column_name!r} is not a field of the fetched schema")
+    completed = replace(
+        stream,
+        fields=tuple(fields),
+        avro_schema_json=record_json,
+        schema_namespace=namespace,
+        schema_name=name,
+    )
+    return completed, problems
+
+
+def subject_of(url: str) -> tuple[str, str, str] | None:
+    """(registry base URL, subject, version) of a subject version URL."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    match = _SUBJECT_PATH.match(parts.path)
+    if match is None:
+        return None
+    base = f"{parts.scheme}://{parts.netloc}{match['base']}"
+    return base, match["subject"], match["version"]
 
 
 # --- meta-schema ---------------------------------------------------------------
@@ -117,20 +210,54 @@ def _avro_field(field: SchemaField) -> dict[str, Any]:
 # --- inline Avro ---------------------------------------------------------------
 
 
-def _avro_schema(text: str, report: Report) -> tuple[str | None, str | None, list[SchemaField], str | None]:
-    """Inline Avro text (JSON, or YAML) -> fields; the user's schema is kept as the record schema,
-    because its union order is what the writer used."""
-    path = (*CONTEXT, "inline", "schema")
-    if not text.strip() or text.strip().lower().startswith(("http://", "https://")):
-        report("the Avro schema must be written inline; fetching it from a schema registry at startup is not supported", path)
+def _names_a_subject(text: str) -> bool:
+    """An avro-confluent `schema` is a registry subject URL (or `default`),
+    unless it is the Avro schema itself."""
+    value = text.strip()
+    return not value or value.lower() == "default" or "://" in value.split("\n", 1)[0]
+
+
+def _subject_url(text: str, topic: str | None, registry_url: str | None, report: Report) -> str | None:
+    value = text.strip()
+    if not value or value.lower() == "default":
+        if not registry_url or not topic:
+            report(
+                "an avro-confluent schema written as 'default' needs a schema registry"
+                " (spec.dataSchemaContext.schemaRegistryUri); or give the subject version URL,"
+                " http://<registry>/subjects/<subject>/versions/latest",
+                INLINE_SCHEMA,
+            )
+            return None
+        return f"{registry_url.rstrip('/')}/subjects/{topic}-value/versions/latest"
+    if subject_of(value) is None:
+        report(
+            f"{value!r} is not a schema registry subject version URL"
+            " (expected http://<registry>/subjects/<subject>/versions/<latest or number>)",
+            INLINE_SCHEMA,
+        )
+        return None
+    return value
+
+
+def _avro_schema(
+    text: str, report: Report, path: tuple[str | int, ...], fetched: bool = False
+) -> tuple[str | None, str | None, list[SchemaField], str | None]:
+    """Avro schema text (JSON, or YAML) -> fields; the user's schema is kept as
+    the record schema, because its union order is what the writer used."""
+    origin = "the fetched Avro schema" if fetched else "inline Avro schema"
+    if not text.strip():
+        report(f"{origin} is empty", path)
+        return None, None, [], None
+    if text.strip().lower().startswith(("http://", "https://")):
+        report("a schema registry URL is read with inline type avro-confluent, not avro", path)
         return None, None, [], None
     try:
         schema = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        report(f"inline Avro schema is not valid JSON: {exc}", path)
+        report(f"{origin} is not valid JSON or YAML: {exc}", path)
         return None, None, [], None
     if not isinstance(schema, dict) or schema.get("type") != "record" or not isinstance(schema.get("fields"), list):
-        report("inline Avro schema must be a record (type: record, name, fields)", path)
+        report(f"{origin} must be a record (type: record, name, fields)", path)
         return None, None, [], None
     try:
         fastavro.parse_schema(dict(schema))
@@ -139,12 +266,12 @@ def _avro_schema(text: str, report: Report) -> tuple[str | None, str | None, lis
         return None, None, [], None
     fields = []
     for entry in schema["fields"]:
-        field = _avro_record_field(entry)
-        if field is None:
+        parsed = _avro_record_field(entry)
+        if parsed is None:
             report(f"field {entry.get('name')!r}: Avro type {json.dumps(entry.get('type'))} is not supported"
                    " (primitives, logical types and nullable unions are)", path)
         else:
-            fields.append(field)
+            fields.append(parsed)
     record_json = json.dumps(schema, sort_keys=True, separators=(",", ":"))
     return schema.get("namespace"), schema.get("name"), fields, record_json
 
@@ -185,67 +312,124 @@ _SQL_TYPES: dict[str, tuple[str, str | None]] = {
     "VARBINARY": ("bytes", None),
     "DATE": ("int", "date"),
 }
+_TIMESTAMP_PRECISIONS = {3: ("long", "timestamp-millis"), 6: ("long", "timestamp-micros")}
 
 
-def _sql_schema(text: str, report: Report) -> tuple[str | None, str | None, list[SchemaField]]:
-    """`CREATE TABLE name (col TYPE [NOT NULL], ...)`: a column without NOT NULL is optional."""
-    path = (*CONTEXT, "inline", "schema")
+def _sql_schema(text: str, report: Report) -> tuple[str | None, str | None, list[SchemaField], _Declared]:
+    """Flink's `CREATE TABLE name (col TYPE [NOT NULL] [METADATA [FROM 'key'] [VIRTUAL]], ...,
+    [col AS PROCTIME()], [WATERMARK FOR col AS col - INTERVAL 'n' SECOND], [PRIMARY KEY (...) NOT ENFORCED])`.
+    A column without NOT NULL is optional."""
+    declared = _Declared()
     try:
-        statement = sqlglot.parse_one(text, read="bigquery")  # backticks, STRING, BYTES, TIMESTAMP(p)
-    except sqlglot.errors.ParseError as exc:
-        report(f"inline SQL schema does not parse: {str(exc).splitlines()[0]}", path)
-        return None, None, []
+        statement = parse_statement(text)
+    except SqlError as exc:
+        report(f"inline SQL schema does not parse: {exc}", INLINE_SCHEMA)
+        return None, None, [], declared
     if not isinstance(statement, exp.Create) or not isinstance(statement.this, exp.Schema):
-        report("inline SQL schema must be a CREATE TABLE statement with a column list", path)
-        return None, None, []
-    fields = []
-    for column in statement.this.expressions:
-        if not isinstance(column, exp.ColumnDef):
-            continue
-        kind = column.args.get("kind")
-        mapped = _sql_column_type(kind)
-        if mapped is None:
-            report(f"column {column.name!r}: SQL type {kind.sql() if kind else '?'} is not supported", path)
-            continue
-        not_null = any(isinstance(c.args.get("kind"), exp.NotNullColumnConstraint) for c in column.args.get("constraints") or [])
-        fields.append(SchemaField(column.name, mapped[0], mapped[1], optional=not not_null))
-    return None, statement.this.this.name, fields
+        report("inline SQL schema must be a CREATE TABLE statement with a column list", INLINE_SCHEMA)
+        return None, None, [], declared
+    fields: list[SchemaField] = []
+    for item in statement.this.expressions:
+        if isinstance(item, exp.ColumnDef):
+            column = _sql_column(item, report)
+            if column is not None:
+                fields.append(column)
+        elif isinstance(item, WatermarkDefinition):
+            declared.watermarks.append((item.this.name, to_sql(item.args["expression"])))
+        elif isinstance(item, exp.PrimaryKey):
+            if not any(str(o).upper() == "NOT ENFORCED" for o in item.args.get("options") or []):
+                report(
+                    "PRIMARY KEY must be declared NOT ENFORCED, as Flink requires: the data is not"
+                    " the engine's to check (PRIMARY KEY (...) NOT ENFORCED)",
+                    INLINE_SCHEMA,
+                )
+            declared.primary_key += [part.name for part in item.expressions]
+        else:
+            report(f"unsupported CREATE TABLE clause {to_sql(item)}", INLINE_SCHEMA)
+    return None, statement.this.this.name, fields, declared
+
+
+def _sql_column(column: exp.ColumnDef, report: Report) -> SchemaField | None:
+    constraints = [c.args.get("kind") for c in column.args.get("constraints") or []]
+    computed = next((c for c in constraints if isinstance(c, exp.ComputedColumnConstraint)), None)
+    if computed is not None:
+        expression = computed.this
+        if isinstance(expression, exp.Anonymous) and expression.name.upper() == "PROCTIME" and not expression.expressions:
+            return SchemaField(column.name, "long", "timestamp-millis", proctime=True)
+        report(
+            f"column {column.name!r}: computed column {to_sql(expression)} is not supported (only AS PROCTIME() is)",
+            INLINE_SCHEMA,
+        )
+        return None
+    kind = column.args.get("kind")
+    mapped = _sql_column_type(kind)
+    if mapped is None:
+        report(f"column {column.name!r}: SQL type {to_sql(kind) if kind else '?'} is not supported", INLINE_SCHEMA)
+        return None
+    not_null = any(isinstance(c, exp.NotNullColumnConstraint) for c in constraints)
+    metadata = next((c for c in constraints if isinstance(c, MetadataColumn)), None)
+    metadata_from = None
+    if metadata is not None:
+        key = metadata.this
+        metadata_from = key.name if isinstance(key, exp.Literal) else column.name
+    return SchemaField(column.name, mapped[0], mapped[1], optional=not not_null, metadata_from=metadata_from)
 
 
 def _sql_column_type(kind: exp.DataType | None) -> tuple[str, str | None] | None:
     if kind is None:
         return None
     name = kind.this.name
-    if name.startswith("TIMESTAMP"):
-        precision = int(kind.expressions[0].sql()) if kind.expressions else 3
-        return {3: ("long", "timestamp-millis"), 6: ("long", "timestamp-micros")}.get(precision)
+    if name in ("TIMESTAMP", "TIMESTAMPLTZ"):
+        # A bare TIMESTAMP is milliseconds, as the Streaming Runtime's converter read it.
+        precision = int(kind.expressions[0].name) if kind.expressions else 3
+        return _TIMESTAMP_PRECISIONS.get(precision)
+    if name == "USERDEFINED" and str(kind.args.get("kind", "")).upper() in ("BYTES", "STRING"):
+        return ("bytes", None) if str(kind.args["kind"]).upper() == "BYTES" else ("string", None)
     return _SQL_TYPES.get(name)
 
 
 # --- time attributes -----------------------------------------------------------
 
 
-def _with_proctime_attributes(context: DataSchemaContext, fields: list[SchemaField]) -> list[SchemaField]:
-    """A `timeAttributes` entry without a watermark declares a processing-time column."""
+def _with_time_attribute_columns(context: DataSchemaContext, fields: list[SchemaField]) -> list[SchemaField]:
+    """`timeAttributes` entries that name no column declare one: `header.<name>`
+    reads event time from a Kafka header (`header.timestamp`: the Kafka record
+    timestamp), as the Streaming Runtime's processor did; any other name without
+    a watermark is a processing-time column."""
     names = {f.name for f in fields}
-    extra = [
-        SchemaField(a.name, "long", "timestamp-millis", proctime=True)
-        for a in context.time_attributes
-        if a.watermark is None and a.name not in names
-    ]
+    extra: list[SchemaField] = []
+    for attribute in context.time_attributes:
+        if attribute.name in names:
+            continue
+        names.add(attribute.name)
+        if attribute.name.startswith(HEADER_PREFIX) and len(attribute.name) > len(HEADER_PREFIX):
+            header = attribute.name[len(HEADER_PREFIX):]
+            source = KAFKA_TIMESTAMP if header == KAFKA_TIMESTAMP else attribute.name
+            extra.append(SchemaField(attribute.name, "long", "timestamp-millis", metadata_from=source))
+        elif attribute.watermark is None:
+            extra.append(SchemaField(attribute.name, "long", "timestamp-millis", proctime=True))
     return fields + extra
 
 
 def _check_unique(fields: Sequence[SchemaField], report: Report) -> None:
     seen: set[str] = set()
-    for field in fields:
-        if field.name in seen:
-            report(f"field {field.name!r} is defined more than once", CONTEXT)
-        seen.add(field.name)
+    for field_ in fields:
+        if field_.name in seen:
+            report(f"field {field_.name!r} is defined more than once", CONTEXT)
+        seen.add(field_.name)
 
 
-def _event_time(context: DataSchemaContext, fields: Sequence[SchemaField], report: Report) -> TimeAttribute | None:
-    """The one field with a watermark, from the schema or from `timeAttributes`."""
+def _event_time(
+    context: DataSchemaContext,
+    fields: Sequence[SchemaField],
+    declared_in_text: _Declared,
+    report: Report,
+    pending: bool,
+) -> TimeAttribute | None:
+    """The one event-time attribute: a field with a watermark (in the schema,
+    `metadataFields`, `timeAttributes` or a `WATERMARK FOR`), or a `header.*`
+    time attribute (without a watermark: no out-of-orderness, as the
+    Streaming Runtime's processor had)."""
     declared: list[tuple[str, str, tuple[str | int, ...]]] = []
     if context.schema_ is not None:
         declared += [
@@ -253,16 +437,17 @@ def _event_time(context: DataSchemaContext, fields: Sequence[SchemaField], repor
             for i, f in enumerate(context.schema_.fields)
             if f.watermark is not None
         ]
+    declared += [(column, text, INLINE_SCHEMA) for column, text in declared_in_text.watermarks]
     declared += [
         (f.name, f.watermark, (*CONTEXT, "metadataFields", i, "watermark"))
         for i, f in enumerate(context.metadata_fields)
         if f.watermark is not None
     ]
-    declared += [
-        (a.name, a.watermark, (*CONTEXT, "timeAttributes", i, "watermark"))
-        for i, a in enumerate(context.time_attributes)
-        if a.watermark is not None
-    ]
+    for i, a in enumerate(context.time_attributes):
+        if a.watermark is not None:
+            declared.append((a.name, a.watermark, (*CONTEXT, "timeAttributes", i, "watermark")))
+        elif a.name.startswith(HEADER_PREFIX):
+            declared.append((a.name, f"`{a.name}`", (*CONTEXT, "timeAttributes", i, "name")))
     if not declared:
         return None
     if len({name for name, _, _ in declared}) > 1:
@@ -278,16 +463,54 @@ def _event_time(context: DataSchemaContext, fields: Sequence[SchemaField], repor
     if watermark.column != column:
         report(f"the watermark expression uses column {watermark.column!r} but is declared on {column!r}", path)
         return None
-    field = next((f for f in fields if f.name == column), None)
-    if field is None:
+    field_ = next((f for f in fields if f.name == column), None)
+    if field_ is None:
+        if pending:  # a record column of the registry's schema: checked when it is fetched
+            return TimeAttribute(column, watermark.delay_ms, "field", text)
         report(f"time attribute {column!r} is not a field of the schema", path)
         return None
-    if field.proctime or not field.is_timestamp:
-        kind = "proctime" if field.proctime else field.type + (f"_{field.logical_type}" if field.logical_type else "")
+    if field_.proctime or not field_.is_timestamp:
+        kind = "proctime" if field_.proctime else field_.type + (f"_{field_.logical_type}" if field_.logical_type else "")
         report(f"event-time attribute {column!r} must be a timestamp (long_timestamp-millis), not {kind}", path)
         return None
-    if field.metadata_from not in (None, "timestamp"):
-        report(f"event time can come from a record field or the Kafka timestamp, not from {field.metadata_from!r}", path)
-        return None
-    source = "kafka-timestamp" if field.metadata_from == "timestamp" else "field"
-    return TimeAttribute(column, watermark.delay_ms, source, text)
+    origin = field_.metadata_from
+    if origin is None:
+        return TimeAttribute(column, watermark.delay_ms, "field", text)
+    if origin == KAFKA_TIMESTAMP:
+        return TimeAttribute(column, watermark.delay_ms, "kafka-timestamp", text)
+    if origin.startswith(HEADER_PREFIX) and len(origin) > len(HEADER_PREFIX):
+        return TimeAttribute(column, watermark.delay_ms, "header", text, header=origin[len(HEADER_PREFIX):])
+    report(
+        f"event time can come from a record field, the Kafka timestamp (metadata from: timestamp)"
+        f" or a Kafka header (from: header.<name>), not from {origin!r}",
+        path,
+    )
+    return None
+
+
+# --- primary key ---------------------------------------------------------------
+
+
+def _primary_key(
+    context: DataSchemaContext, declared: _Declared, fields: Sequence[SchemaField], report: Report, pending: bool
+) -> tuple[str, ...]:
+    """`primaryKey[]` (or the CREATE TABLE's PRIMARY KEY): columns that exist, each once."""
+    path = (*CONTEXT, "primaryKey")
+    key = list(context.primary_key)
+    if declared.primary_key:
+        if key and key != declared.primary_key:
+            report(
+                f"primaryKey {key} differs from the inline schema's PRIMARY KEY {declared.primary_key}; give one",
+                path,
+            )
+            return ()
+        key, path = declared.primary_key, INLINE_SCHEMA
+    names = {f.name: f for f in fields}
+    for i, column in enumerate(key):
+        if key.index(column) != i:
+            report(f"primary key column {column!r} is listed twice", path)
+        elif column not in names and not pending:
+            report(f"primary key column {column!r} is not a field of the schema", (*path, i) if path[-1] == "primaryKey" else path)
+        elif column in names and names[column].proctime:
+            report(f"primary key column {column!r} is a processing-time attribute", path)
+    return tuple(dict.fromkeys(key))

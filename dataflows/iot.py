@@ -32,7 +32,23 @@ def compile_plans(pipeline: Pipeline, options: RunOptions) -> dict[str, Plan]:
     """The plan of every query Processor the run selects, by Processor name."""
     from config.sql import compile_query
 
-    return {p.name: compile_query(p, pipeline) for p in pipeline.query_processors if options.runs("sql", p.name)}
+    plans = {p.name: compile_query(p, pipeline) for p in pipeline.query_processors if options.runs("sql", p.name)}
+    for name, plan in plans.items():
+        refuse_unwired(name, plan, pipeline)
+    return plans
+
+
+def refuse_unwired(name: str, plan: Plan, pipeline: Pipeline) -> None:
+    """Plans the wiring cannot run yet are refused in one line, not run as something else."""
+    from config import ConfigError, Problem
+
+    why = None
+    if plan.join is not None:
+        why = "its stream-stream join is planned (see `iot-monitoring validate`) but the dataflow does not run joins yet"
+    elif plan.window is not None and (t := pipeline.stream(plan.source).time_attribute) and t.source == "header":
+        why = f"its event time comes from the Kafka header {t.header!r}, which the partition stage does not read yet"
+    if why:
+        raise ConfigError([Problem(pipeline.source_file, f"Processor {name}: {why}")])
 
 
 def start_up_errors() -> tuple[type[Exception], ...]:
@@ -41,9 +57,10 @@ def start_up_errors() -> tuple[type[Exception], ...]:
     from config.sql import SqlError
     from connectors.kafka_admin import BrokerUnavailable
     from connectors.rabbitmq_errors import RabbitMQConfigError
+    from connectors.schema_registry import SchemaFetchError
     from runtime.settings import SettingsError
 
-    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, RabbitMQConfigError)
+    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, RabbitMQConfigError, SchemaFetchError)
 
 
 def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunOptions]:
@@ -51,7 +68,9 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     one of `start_up_errors()` for what the user must fix."""
     from config import load_pipeline
     from config.needs import needs_of
+    from config.resolve import with_registry_schemas
     from connectors.preflight import prepare
+    from connectors.schema_registry import fetch_registry_schemas
     from dataflows.wiring import selected_udf_processors
     from runtime.logs import configure_logging
     from runtime.settings import RunOptions
@@ -59,6 +78,8 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     options = RunOptions.from_env(env)
     configure_logging(options.log.format, options.log.level)
     pipeline = load_pipeline(options.pipeline_path, env) if options.pipeline_path else load_pipeline(env=env)
+    # Streams whose schema is a registry subject get their columns now, before the SQL is checked against them.
+    pipeline = with_registry_schemas(pipeline, fetch_registry_schemas(pipeline, options.connect_timeout_s))
     plans = compile_plans(pipeline, options)
     prepare(needs_of(pipeline, plans.values(), selected_udf_processors(pipeline, options)), options.connect_timeout_s)
     return pipeline, plans, options

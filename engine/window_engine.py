@@ -23,6 +23,7 @@ from typing import Any
 from config.pipeline import EngineSettings
 from config.sql.plan import Plan
 from engine.aggregates import Accumulator
+from engine.having_topn import group_order as _sort_key, post_fire
 from engine.records import END_OF_TIME, NO_WATERMARK, Fired, LateRecord, PartitionBatch, PartitionId, WindowResult
 
 STALL_FLOOR_MS = 1_000.0
@@ -55,10 +56,6 @@ class EngineState:
     last_call_ms: float | None = None  # processing time of the engine's last step: a gap is a stall (or downtime)
 
 
-def _sort_key(key: tuple) -> tuple:
-    return tuple((v is None, v) for v in key)
-
-
 class WindowEngine:
     """Merges partition batches, fires windows, judges lateness."""
 
@@ -70,6 +67,7 @@ class WindowEngine:
         self.state = state or EngineState()
         timeout = settings.idle_timeout_ms
         self.stall_ms = max(STALL_FLOOR_MS, float(timeout or 0))
+        self.post_fire = post_fire(plan)  # HAVING, Window Top-N: on each firing's final results
 
     # --- processing time -----------------------------------------------------
 
@@ -217,6 +215,11 @@ class WindowEngine:
             groups = st.open_windows.pop(window)
             for key in sorted(groups, key=_sort_key):
                 results.append(WindowResult(window[0], window[1], key, groups[key].result(self.aggregates)))
+        if self.post_fire is not None and results:
+            fired = len(results)
+            results = self.post_fire(results)
+            # Groups HAVING or Top-N leave out: their records stay counted.
+            st.counters["results_suppressed"] = st.counters.get("results_suppressed", 0) + fired - len(results)
         st.counters["results_out"] += len(results)
         return results
 
@@ -239,7 +242,7 @@ def result_row(plan: Plan, result: WindowResult) -> dict[str, Any]:
             row[column.name] = result.end_ms
         elif column.source == "group":
             row[column.name] = group[column.ref]
-        elif column.source == "aggregate":
+        elif column.source in ("aggregate", "row_number"):
             row[column.name] = result.aggregates[column.ref]
         else:
             row[column.name] = group.get(column.ref)

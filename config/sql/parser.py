@@ -39,6 +39,18 @@ class WindowTableFunction(exp.Expression):
         return self.args["kind"]
 
 
+class MetadataColumn(exp.Expression, exp.ColumnConstraintKind):
+    """`METADATA [FROM 'key'] [VIRTUAL]` of a Flink `CREATE TABLE` column."""
+
+    arg_types = {"this": False, "virtual": False}
+
+
+class WatermarkDefinition(exp.Expression):
+    """`WATERMARK FOR <column> AS <expression>` of a Flink `CREATE TABLE`."""
+
+    arg_types = {"this": True, "expression": True}
+
+
 class FlinkTokenizer(tokens.Tokenizer):
     IDENTIFIERS = ["`"]
     QUOTES = ["'"]
@@ -50,6 +62,25 @@ class FlinkParser(parser.Parser):
         **parser.Parser.FUNCTION_PARSERS,
         **{name: (lambda self, kind=name: self._parse_window_table_function(kind)) for name in WINDOW_FUNCTIONS},
     }
+    CONSTRAINT_PARSERS = {
+        **parser.Parser.CONSTRAINT_PARSERS,
+        "METADATA": lambda self: self._parse_metadata_column(),
+        "WATERMARK": lambda self: self._parse_watermark_definition(),
+    }
+    SCHEMA_UNNAMED_CONSTRAINTS = {*parser.Parser.SCHEMA_UNNAMED_CONSTRAINTS, "WATERMARK"}
+
+    def _parse_metadata_column(self) -> MetadataColumn:
+        key = self._parse_string() if self._match(TokenType.FROM) else None
+        virtual = self._match_text_seq("VIRTUAL")
+        return self.expression(MetadataColumn(this=key, virtual=virtual))
+
+    def _parse_watermark_definition(self) -> WatermarkDefinition:
+        if not self._match_text_seq("FOR"):
+            self.raise_error("Expecting FOR <column> AS <expression> after WATERMARK")
+        column = self._parse_column()
+        if not self._match(TokenType.ALIAS):
+            self.raise_error("Expecting AS <expression> in WATERMARK FOR <column> AS <expression>")
+        return self.expression(WatermarkDefinition(this=column, expression=self._parse_disjunction()))
 
     def _parse_window_table_function(self, kind: str) -> WindowTableFunction:
         # Called with the opening parenthesis consumed (the name is two tokens
@@ -160,6 +191,22 @@ def _translate(text: str, error: ParseError) -> SqlError:
             column=max(1, col - len(highlight) + 1),
         )
     return SqlError(text, f"syntax error: {message}")
+
+
+def parse_statement(text: str) -> exp.Expr:
+    """One statement of any kind (a `CREATE TABLE` of an inline schema); a
+    syntax error becomes a `SqlError` with its position."""
+    tokenizer = DIALECT.tokenizer_class(dialect=DIALECT)
+    try:
+        token_list = tokenizer.tokenize(text)
+        statements = [s for s in DIALECT.parser().parse(token_list, text) if s is not None]
+    except TokenError:
+        raise _tokenizer_error(text, tokenizer) from None
+    except ParseError as error:
+        raise _translate(text, error) from None
+    if len(statements) != 1:
+        raise SqlError(text, f"expected exactly one statement, found {len(statements)}")
+    return statements[0]
 
 
 def _tokenizer_error(text: str, tokenizer: tokens.Tokenizer) -> SqlError:

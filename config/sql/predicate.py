@@ -28,9 +28,16 @@ from config.sql.errors import SqlError
 from config.sql.parser import offset_of, to_sql
 from config.sql.plan import Predicate
 
-Kind = Literal["string", "number", "boolean", "bytes", "null"]
+Kind = Literal["string", "number", "boolean", "bytes", "null", "any"]
 RowFunction = Callable[[Mapping[str, Any]], Any]
 PolarsBuilder = Callable[[], pl.Expr]
+ColumnResolver = Callable[[exp.Column], tuple[str, SchemaField]]
+"""Maps a column of the query to the key the row and the frame hold it under,
+and its field; raises `SqlError` for an unknown or ambiguous column."""
+
+ANY_TYPE = "any"
+"""The type of a column whose schema is not known yet (a registry subject
+fetched at start): it compares with anything, and is checked again then."""
 
 SUPPORTED = (
     "=, <>, !=, <, <=, >, >=, AND, OR, NOT, [NOT] IN (literals), [NOT] LIKE 'pattern' [ESCAPE 'c'], "
@@ -73,13 +80,19 @@ def compile_predicate(
     fields: Mapping[str, SchemaField],
     query: str,
     stream: str,
+    resolve: ColumnResolver | None = None,
+    sql: str | None = None,
 ) -> Predicate:
     """Compile a WHERE condition over the columns of `stream`.
 
-    Raises `SqlError` (with the position of the offending part) for unknown
-    columns, type mismatches, and any construct outside `SUPPORTED`.
+    `resolve`, when given, decides what a column means (qualified names,
+    several tables, aggregates standing in for HAVING); by default a bare
+    column is looked up in `fields`. `sql` is the text to show, when `node`
+    is a rewritten tree. Raises `SqlError` (with the position of the
+    offending part) for unknown columns, type mismatches, and any construct
+    outside `SUPPORTED`.
     """
-    compiler = _Compiler(fields, query, stream)
+    compiler = _Compiler(fields, query, stream, resolve)
     term = compiler.condition(node)
     inner = term.row
 
@@ -87,7 +100,7 @@ def compile_predicate(
         return inner(values) is True
 
     return Predicate(
-        sql=to_sql(node),
+        sql=sql if sql is not None else to_sql(node),
         columns=tuple(dict.fromkeys(compiler.columns)),
         row=row,
         polars=term.polars,
@@ -95,10 +108,13 @@ def compile_predicate(
 
 
 class _Compiler:
-    def __init__(self, fields: Mapping[str, SchemaField], query: str, stream: str) -> None:
+    def __init__(
+        self, fields: Mapping[str, SchemaField], query: str, stream: str, resolve: ColumnResolver | None = None
+    ) -> None:
         self.fields = fields
         self.query = query
         self.stream = stream
+        self.resolve = resolve
         self.columns: list[str] = []
 
     # -- errors -------------------------------------------------------------
@@ -128,7 +144,7 @@ class _Compiler:
             return _Term(lambda record: None, lambda: pl.lit(None, dtype=pl.Boolean), "boolean", None, True)
         if isinstance(node, (exp.Column, exp.Boolean)):
             term = self.operand(node)
-            if term.kind != "boolean":
+            if term.kind not in ("boolean", "any"):
                 raise self.error(node, f"{to_sql(node)} is a {term.kind}, not a condition")
             return term
         raise self.error(node, f"unsupported expression in WHERE: {to_sql(node)}")
@@ -220,7 +236,7 @@ class _Compiler:
     def _like(self, node: exp.Like, escape: str | None) -> _Term:
         subject = self.operand(node.this)
         pattern = self.operand(node.expression)
-        if subject.kind not in ("string", "null"):
+        if subject.kind not in ("string", "null", "any"):
             raise self.error(
                 node.this,
                 f"LIKE needs a string, {to_sql(node.this)} is a {subject.kind}",
@@ -273,6 +289,9 @@ class _Compiler:
         )
 
     def column(self, node: exp.Column) -> _Term:
+        if self.resolve is not None:
+            key, resolved = self.resolve(node)
+            return self._column_term(key, resolved)
         if node.table:
             raise self.error(
                 node, f"qualified column {to_sql(node)} is not supported", f"the bare column name `{node.name}`"
@@ -281,6 +300,9 @@ class _Compiler:
         field = self.fields.get(name)
         if field is None:
             raise unknown_column(self.query, node, name, self.stream, self.fields, "WHERE")
+        return self._column_term(name, field)
+
+    def _column_term(self, name: str, field: SchemaField) -> _Term:
         self.columns.append(name)
         # Cast to the declared type: a batch whose column is all NULL has
         # polars dtype Null, on which string functions such as LIKE fail.
@@ -288,7 +310,7 @@ class _Compiler:
         return _Term(lambda record: record.get(name), lambda: pl.col(name).cast(dtype), kind_of(field))
 
     def check_comparable(self, node: exp.Expr, left: _Term, right: _Term, ordered: bool) -> None:
-        kinds = {left.kind, right.kind} - {"null"}
+        kinds = {left.kind, right.kind} - {"null", "any"}
         if len(kinds) > 1:
             raise self.error(
                 node,
@@ -301,6 +323,8 @@ class _Compiler:
 
 def kind_of(field: SchemaField) -> Kind:
     """How a column compares: timestamps are epoch milliseconds, hence numbers."""
+    if field.type == ANY_TYPE:
+        return "any"
     if field.type == "string":
         return "string"
     if field.type == "boolean":

@@ -11,6 +11,7 @@ and it is raised at once, one line naming the listener and the cause.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import re
 import time
@@ -138,7 +139,8 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 30.0, extra: Mapping[str, 
         try:
             future = client.describe_cluster(request_timeout=min(5.0, max(0.5, deadline - time.monotonic())))
             while not future.done():  # serve librdkafka's error callback while the answer is awaited
-                client.poll(0.1)
+                concurrent.futures.wait([future], timeout=0.02)  # poll(t) would sleep t even when the answer is in
+                client.poll(0)
                 if watched.failures:
                     raise KafkaSecurityError(watched.failures[0])
             future.result()

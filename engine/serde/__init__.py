@@ -6,7 +6,8 @@ DataFrame or Python lists, whichever the consumer asks for) with their
 input positions, and one `(position, reason)` per bad record. Reasons start
 with a stable code: `truncated`, `bad-magic-byte`, `unknown-schema-id`,
 `avro-decode-error`, `json-decode-error`, `not-an-object`, `missing-field`,
-`wrong-type`, `null-value`. Bad input never raises.
+`wrong-type`, `null-value` (a JSON value nested deeper than 127 levels is a
+`json-decode-error`). Bad input never raises.
 """
 
 from __future__ import annotations

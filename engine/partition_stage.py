@@ -29,6 +29,13 @@ from config.sql.plan import Plan
 from engine.dead_letters import dead_letter
 from engine.records import NO_WATERMARK, GroupRows, PartitionBatch, PartitionId, RecordBatch, WindowedOutput
 
+# Event times a TIMESTAMP(3) can hold, as Flink defines it: 0000-01-01 00:00:00.000
+# to 9999-12-31 23:59:59.999 UTC, in epoch milliseconds. Outside it a record is a
+# dead letter: window bounds and watermarks then never leave 64 bits.
+MIN_EVENT_MS = -62_167_219_200_000
+MAX_EVENT_MS = 253_402_300_799_999
+
+
 def offsets_of(batch: RecordBatch, positions: Sequence[int]) -> pl.Series:
     """The Kafka offsets of the records at `positions` of a read."""
     offsets = batch.offsets
@@ -113,8 +120,8 @@ class PartitionStage:
         )
 
     def _kept_rows(self, decoded: Any, batch: RecordBatch) -> _Rows:
-        """Decoded rows minus future-stamped ones, with event time, offset and
-        the watermark before each row."""
+        """Decoded rows minus those stamped outside years 0000..9999 or in the
+        future, with event time, offset and the watermark before each row."""
         rejected = list(decoded.errors)
         index = decoded.index
         frame = decoded.frame
@@ -124,6 +131,12 @@ class PartitionStage:
         else:
             event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
         frame = frame.with_columns(event_times, offsets_of(batch, index), pl.Series("__pos", index, dtype=pl.Int64))
+        if frame.height and not (MIN_EVENT_MS <= event_times.min() and event_times.max() <= MAX_EVENT_MS):  # type: ignore[operator]
+            in_range = pl.col("__ts").is_between(MIN_EVENT_MS, MAX_EVENT_MS)
+            outside = frame.filter(~in_range)
+            rejected += [(pos, f"timestamp-out-of-range: {ts} is not an epoch-millisecond time in years 0000..9999")
+                         for pos, ts in zip(outside["__pos"].to_list(), outside["__ts"].to_list())]
+            frame = frame.filter(in_range)
         skew = self.settings.max_future_skew_ms
         if skew is not None and frame.height:
             limit = int(self.clock() * 1000) + skew

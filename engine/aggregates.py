@@ -4,6 +4,14 @@ Rows are folded into an accumulator per (window, key) in slices, and the
 final value is read once, when the window fires. SQL semantics: NULL inputs
 are ignored; SUM/MIN/MAX/AVG of no non-NULL value is NULL; COUNT(*) counts
 rows, COUNT(col) non-NULL values.
+
+SUM over `long` (and `int`, whose SUM is a `long` here) wraps around in 64-bit
+two's complement, as Flink's BIGINT SUM does: `SumAggFunction.LongSumAggFunction`
+(flink-table-planner, `org.apache.flink.table.planner.functions.aggfunctions`)
+accumulates with `plus`, which Flink compiles to Java `long` addition, and Java
+keeps the low-order 64 bits of an overflowing sum (JLS 15.18.2). Addition
+modulo 2^64 does not depend on the order, so the result is exactly Flink's
+whatever the slices.
 """
 
 from __future__ import annotations
@@ -11,6 +19,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from config.sql.plan import Aggregate
+
+FLOAT_TYPES = frozenset({"float", "double"})
+
+
+def wrap_long(n: int) -> int:
+    """`n` as a Java long: its low-order 64 bits, in two's complement."""
+    return ((n + 2**63) & (2**64 - 1)) - 2**63
 
 
 class Accumulator:
@@ -34,8 +49,8 @@ class Accumulator:
             if fn == "COUNT":
                 self.state[i] += len(present)
             elif fn == "SUM":
-                total = sum(present)
-                self.state[i] = total if self.state[i] is None else self.state[i] + total
+                total = sum(present) if self.state[i] is None else self.state[i] + sum(present)
+                self.state[i] = total if agg.result_type in FLOAT_TYPES else wrap_long(total)
             elif fn == "MIN":
                 low = min(present)
                 self.state[i] = low if self.state[i] is None else min(self.state[i], low)

@@ -28,6 +28,7 @@ from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from engine.dead_letters import dead_letter
 from engine.records import NO_WATERMARK, GroupRows, PartitionBatch, PartitionId, RecordBatch, WindowedOutput
+from engine.serde import event_time_divisor
 
 # Event times a TIMESTAMP(3) can hold, as Flink defines it: 0000-01-01 00:00:00.000
 # to 9999-12-31 23:59:59.999 UTC, in epoch milliseconds. Outside it a record is a
@@ -80,6 +81,7 @@ class PartitionStage:
         assert time_attr is not None
         self.time_column = time_attr.column
         self.time_from_kafka = time_attr.source == "kafka-timestamp"
+        self.time_divisor = event_time_divisor(stream)  # the column's unit (micros, say) to epoch millis
         self.delay = time_attr.watermark_delay_ms
         self.value_columns = tuple(dict.fromkeys(a.column for a in plan.aggregates if a.column))
         self.predicate = plan.predicate.polars().fill_null(False) if plan.predicate else None
@@ -130,6 +132,8 @@ class PartitionStage:
             event_times = pl.Series("__ts", [stamps[i] for i in index], dtype=pl.Int64)
         else:
             event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
+            if self.time_divisor != 1:
+                event_times = event_times // self.time_divisor
         frame = frame.with_columns(event_times, offsets_of(batch, index), pl.Series("__pos", index, dtype=pl.Int64))
         if frame.height and not (MIN_EVENT_MS <= event_times.min() and event_times.max() <= MAX_EVENT_MS):  # type: ignore[operator]
             in_range = pl.col("__ts").is_between(MIN_EVENT_MS, MAX_EVENT_MS)

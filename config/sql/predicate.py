@@ -329,7 +329,7 @@ class _Compiler:
 
 
 def kind_of(field: SchemaField) -> Kind:
-    """How a column compares: timestamps are epoch milliseconds, hence numbers."""
+    """How a column compares: timestamps are numbers in their declared unit (millis, micros)."""
     if field.type == ANY_TYPE:
         return "any"
     if field.type == "string":

@@ -103,14 +103,13 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     kind = f.type
     if kind in INT_RANGES:
         low, high = INT_RANGES[kind]
-        divisor = _int_divisor(f)
 
         def to_int(v: Any) -> Any:
             if type(v) is not int:
                 raise TypeError(type(v).__name__)
             if not low <= v <= high:
                 raise TypeError(f"{type(v).__name__} out of range")
-            return v // divisor if divisor != 1 else v
+            return v
 
         return to_int
     if kind in ("float", "double"):
@@ -131,11 +130,6 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
         return v
 
     return same
-
-
-def _int_divisor(f: AvroField) -> int:
-    """What an int field's value is floor-divided by for its column (micros to millis); 1: kept."""
-    return (f.millis_divisor or 1) if f.type in INT_RANGES else 1
 
 
 def _record_struct(fields: Sequence[AvroField], optional: Mapping[str, bool]) -> type[msgspec.Struct]:
@@ -172,10 +166,10 @@ class JsonBatchDecoder:
             (f.name, optional[f.name], _converter(f), f.type, slot_of.get(f.name)) for f in schema.fields
         ]
         self._struct_decode = msgspec.json.Decoder(_record_struct(schema.fields, optional)).decode
-        # (name, attribute getter, int range or None, may be null, millis divisor) of each output
+        # (name, attribute getter, int range or None, may be null) of each output
         # column, and the int fields that are not output but must still be in range
         self._outputs = [
-            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name], _int_divisor(f))
+            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name])
             for i, f in enumerate(schema.fields) if f.name in slot_of
         ]
         self._range_checked = [
@@ -183,7 +177,7 @@ class JsonBatchDecoder:
             if f.type in INT_RANGES and f.name not in slot_of
         ]
         self._native = None if NativeJsonDecoder is None else NativeJsonDecoder([
-            (f.name, f.type, optional[f.name], slot_of.get(f.name), _int_divisor(f)) for f in schema.fields
+            (f.name, f.type, optional[f.name], slot_of.get(f.name), 1) for f in schema.fields  # values as they are
         ])
 
     def decode(self, values: Sequence[bytes | None]) -> DecodedBatch:
@@ -225,17 +219,15 @@ class JsonBatchDecoder:
                 records = list(map(decode, chunk))  # type: ignore[arg-type]
             except (msgspec.DecodeError, TypeError, UnicodeDecodeError, RecursionError):  # a null value; bytes that are not UTF-8
                 return None
-            for column, (_, get, _, _, _) in zip(gathered, outputs):
+            for column, (_, get, _, _) in zip(gathered, outputs):
                 column.extend(map(get, records))
             for get, int_range, nullable in range_checked:
                 if not _within(list(map(get, records)), int_range, nullable):
                     return None
         columns: dict[str, list[Any]] = {}
-        for col, (name, _, int_range, nullable, divisor) in zip(gathered, outputs):
+        for col, (name, _, int_range, nullable) in zip(gathered, outputs):
             if int_range is not None and not _within(col, int_range, nullable):
                 return None
-            if divisor != 1:
-                col = [v // divisor if v is not None else None for v in col]
             columns[name] = col
         return DecodedBatch(self.columns, range(len(values)), [], columns={n: columns[n] for n in self.columns})
 

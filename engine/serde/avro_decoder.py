@@ -257,7 +257,8 @@ class AvroBatchDecoder:
 
     With the framing, each value's magic byte and schema id are checked
     before any Avro decoding, and the values are decoded per writer schema
-    (usually one group per batch).
+    (usually one group per batch); the schemas of a batch's ids are looked up
+    together, once per distinct id (`engine.serde.registry`).
     """
 
     def __init__(
@@ -343,8 +344,9 @@ class AvroBatchDecoder:
                 group[0].append(pos)
                 group[1].append(value[CONFLUENT_HEADER:])
         parts = []
+        writers = self._writers.lookup_many({schema_id: len(group[0]) for schema_id, group in groups.items()})
         for schema_id, (positions, bodies) in groups.items():
-            found = self._writers.lookup(schema_id)
+            found = writers[schema_id]
             if isinstance(found, str):
                 errors.extend((pos, found) for pos in positions)
             else:

@@ -30,6 +30,7 @@ import pika
 import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from config.pipeline import public_url
 from runtime.metrics import RABBITMQ_PUBLISHED
 from connectors.rabbitmq_errors import RabbitMQConfigError
 from engine.records import AmqpMessage, stable_message_id
@@ -71,7 +72,10 @@ class RabbitPublisher:
         log_every_s: float = 10.0,
         connect_timeout_s: float | None = None,  # None: wait for the broker as long as it takes
     ) -> None:
-        self.params = pika.URLParameters(url)
+        try:
+            self.params = pika.URLParameters(url)
+        except Exception as exc:  # ValueError, or worse for text that is no URL at all
+            raise RabbitMQConfigError(f"malformed AMQP URL {public_url(url)}: {exc or type(exc).__name__}") from None
         if "heartbeat" not in url:
             self.params.heartbeat = DEFAULT_HEARTBEAT_S
         self.exchange = exchange

@@ -34,25 +34,17 @@ from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
+from config.schema_ids import SCHEMA_ID_OPTION, parse_schema_ids
+
+__all__ = ["SCHEMA_ID_OPTION", "LookupLimits", "SchemaRegistryUnavailable", "WriterSchemas", "parse_schema_ids",
+           "registry_client"]
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_ID_OPTION = "value.avro-confluent.schema-id"
-
-
 class SchemaRegistryUnavailable(RuntimeError):
     """The registry could not answer: an infrastructure failure, not bad data."""
-
-
-def parse_schema_ids(text: str | None) -> frozenset[int] | None:
-    """The ids of the option, or None when it is absent (any id accepted)."""
-    if not text or not text.strip():
-        return None
-    try:
-        return frozenset(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"{SCHEMA_ID_OPTION} must be a comma-separated list of integers, got {text!r}") from None
 
 
 def registry_client(url: str) -> Any:

@@ -53,7 +53,27 @@ class DeliveryFailed(RuntimeError):
 
 
 def headers_size(headers: Headers) -> int:
-    return sum(len(name.encode()) + len(value or b"") + HEADER_OVERHEAD for name, value in headers)
+    return sum(len(name.encode(errors="surrogatepass")) + len(value or b"") + HEADER_OVERHEAD for name, value in headers)
+
+
+def writable_headers(headers: Headers) -> Headers:
+    """`headers` with every name valid UTF-8: a name read from bytes that were
+    not (kept as surrogates) gets U+FFFD in their place. confluent-kafka's
+    producer crashes the process on such a name rather than raising."""
+    try:
+        for name, _ in headers:
+            name.encode()
+        return headers
+    except UnicodeEncodeError:
+        return [(_replaced(name), value) for name, value in headers]
+
+
+def _replaced(name: str) -> str:
+    try:  # bytes kept as surrogates by 'surrogateescape' come back as they were, then get U+FFFD
+        raw = name.encode(errors="surrogateescape")
+    except UnicodeEncodeError:
+        raw = name.encode(errors="surrogatepass")
+    return raw.decode(errors="replace")
 
 
 def record_size(item: KafkaOut) -> int:
@@ -172,7 +192,8 @@ class KafkaOutPartition(StatelessSinkPartition[KafkaOut]):
     def _produce(self, item: KafkaOut, original: KafkaOut) -> None:
         while True:
             try:
-                self.producer.produce(item.topic, value=item.value, key=item.key, headers=item.headers or None,
+                self.producer.produce(item.topic, value=item.value, key=item.key,
+                                      headers=writable_headers(item.headers) if item.headers else None,
                                       on_delivery=self._on_delivery_of(item, original))
                 return
             except BufferError:  # local queue full: let deliveries drain

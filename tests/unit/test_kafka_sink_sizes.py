@@ -56,3 +56,15 @@ def test_closing_with_the_broker_away_returns_within_its_timeout() -> None:
     closer.join(15)
     assert not closer.is_alive(), "close() hung on a broker that is away"
     assert time.monotonic() - started < 10
+
+
+def test_a_header_name_that_was_not_utf8_is_written_with_a_replacement_character() -> None:
+    from connectors.kafka_sink import writable_headers
+
+    names = [name for name, _ in writable_headers([("ok", b"1"), ("h\udcff", b"2"), ("x\ud800", None)])]
+    assert names[:2] == ["ok", "h\ufffd"] and all(n.encode() for n in names)
+    clean = [("ok", b"1")]
+    assert writable_headers(clean) is clean
+    part = KafkaOutSink("127.0.0.1:9").build("test", 0, 1)  # produce() is local: no broker needed
+    part._produce(KafkaOut("t", None, b"v", [("h\udcff", b"2")]), KafkaOut("t", None, b"v"))
+    assert len(part.producer) == 1

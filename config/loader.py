@@ -4,6 +4,12 @@ The YAML node tree is kept next to each model so that every later problem
 (here or in `config.resolve`) can name the exact line of the field at fault.
 Every document is checked; all problems are raised together as one
 `ConfigError`.
+
+A document nested more than `MAX_DEPTH` levels deep, or one whose aliases
+make it more than `MAX_NODES` nodes, is a problem of its own (nothing else in
+it is checked): no resource comes close, and reading further would exhaust
+Python's recursion or take hours. The YAML parsers themselves stop at
+their nesting limits, which is reported the same way, never as a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ FieldPath = Sequence[str | int]
 
 FAST_LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's parser when PyYAML is built with it (several times faster), else the pure-Python one."""
+MAX_DEPTH = 64  # levels of mappings and lists in one document
+MAX_NODES = 100_000  # nodes of one document, counting each use of an alias
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,10 @@ def parse_resources(text: str, file: str) -> list[LoadedResource]:
     loaded: list[LoadedResource] = []
     for index, node, data in _documents(text, file):
         origin = Origin(file=file, document=index, node=node, resource=_label(data))
+        oversized = _oversized(origin, node)
+        if oversized is not None:
+            problems.append(oversized)
+            continue
         problems.extend(_duplicate_keys(origin, node))
         resource = _validate(origin, data, problems)
         if resource is not None:
@@ -114,9 +126,12 @@ def _documents(text: str, file: str) -> list[tuple[int, yaml.Node, Any]]:
         return _parse(text, file, yaml.SafeLoader)
     try:
         return _parse(text, file, FAST_LOADER)
-    except ConfigError:
+    except ConfigError as fast_error:
         # libyaml's messages leave out what is wrong (the character, alias or
-        # escape): the pure-Python parser reads the file again to say it.
+        # escape): the pure-Python parser reads the file again to say it,
+        # unless it is the nesting libyaml refused, which it cannot read either.
+        if "nesting depth" in str(fast_error):
+            raise
         return _parse(text, file, yaml.SafeLoader)
 
 
@@ -143,10 +158,38 @@ def _parse(
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, f"YAML error: {exc}", document=index or 1)]) from None
+    except RecursionError:  # the pure-Python composer recurses once per level
+        raise ConfigError([Problem(file, f"the document nests too deeply to be read (a resource has at most {MAX_DEPTH}"
+                                         " levels of mappings and lists)", document=index or 1)]) from None
     finally:
         if loader is not None:
             loader.dispose()
     return documents
+
+
+def _oversized(origin: Origin, root: yaml.Node) -> Problem | None:
+    """A problem when the document nests deeper than MAX_DEPTH or has more than
+    MAX_NODES nodes (aliases counted at each use); walked without recursion."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    visited = 0
+    while stack:
+        node, depth = stack.pop()
+        visited += 1
+        if visited > MAX_NODES:
+            return origin.problem(f"the document has more than {MAX_NODES} values (aliases counted each time they are"
+                                  " used): not a resource")
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return Problem(origin.file, f"the document nests more than {MAX_DEPTH} levels of mappings and lists:"
+                           " not a resource", document=origin.document, line=node.start_mark.line + 1,
+                           resource=origin.resource)
+        stack.extend((child, depth + 1) for child in children)
+    return None
 
 
 def _label(data: Any) -> str | None:

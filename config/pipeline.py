@@ -193,11 +193,13 @@ class StreamSpec:
 
 
 def public_url(url: str) -> str:
-    """A URL without its user and password, for output and messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    """A URL without its user and password, for output and messages; also a
+    malformed one (`amqp//user:password@host`, a password with a `/` or an `@`):
+    everything from the `//` to the last `@` goes."""
+    scheme, sep, rest = url.partition("//")
+    if not sep or "@" not in rest:
         return url
-    return f"{scheme}://{rest.split('@', 1)[1]}"
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[1]}"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,9 @@ from config.pipeline import (
     frozen_map,
     public_url,
 )
+from config.brokers import amqp_url_problem
 from config.resources import ClusterStream, Processor, QueryInputs, Stream, StreamRef
+from config.schema_ids import SCHEMA_ID_OPTION, parse_schema_ids
 from config.schemas import complete_schema, resolve_schema, subject_of
 from config.timeexpr import parse_boolean, parse_duration_ms
 
@@ -201,13 +203,18 @@ def _stream(
     key_fields = _upsert_key(connector, schema.primary_key, key_fields, options, report, option_path)
 
     startup_mode, startup_ts = _startup(options, report, option_path)
+    try:
+        parse_schema_ids(options.get(SCHEMA_ID_OPTION))
+    except ValueError as exc:
+        report(str(exc), option_path(SCHEMA_ID_OPTION))
+    servers = _servers(spec.protocol, spec.storage.cluster_stream if spec.storage else None, clusters, env, report)
     if report.count > before:
         return None
     return StreamSpec(
         name=resource.metadata.name,
         topic=topic,
         protocol=spec.protocol,
-        servers=_servers(spec.protocol, spec.storage.cluster_stream if spec.storage else None, clusters, env, report),
+        servers=servers,
         modes=frozenset(spec.stream_mode) if spec.stream_mode is not None else frozenset({"read", "write"}),
         keys=tuple(spec.keys),
         key_fields=key_fields,
@@ -362,7 +369,8 @@ def _startup(options: Mapping[str, str], report: Reporter, option_path) -> tuple
 
 
 def _servers(protocol: str, cluster_name: str | None, clusters: Mapping[str, ClusterStream], env: Mapping[str, str], report) -> str:
-    """A named ClusterStream with a server URL wins; a missing one is auto-provisioned (SR did the same)."""
+    """A named ClusterStream with a server URL wins; a missing one is auto-provisioned (SR did the same).
+    A RabbitMQ URL is checked here, so that `validate` finds what the sink would refuse."""
     cluster = clusters.get(cluster_name) if cluster_name else None
     storage = cluster.spec.storage if cluster else None
     server = storage.first_server if storage else None
@@ -372,10 +380,18 @@ def _servers(protocol: str, cluster_name: str | None, clusters: Mapping[str, Clu
                 f"ClusterStream {cluster_name!r} serves protocol {server.protocol!r}, but the stream uses {protocol!r}",
                 ("spec", "storage", "clusterStream"),
             )
-        return _normalise_server(server.url, protocol)
-    if protocol == "kafka":
+        url = _normalise_server(server.url, protocol)
+        where = f"ClusterStream {cluster_name!r} (spec.storage.server.url)"
+    elif protocol == "kafka":
         return env.get("KAFKA_BOOTSTRAP_SERVERS") or LOCAL_KAFKA
-    return env.get("RABBITMQ_URL") or LOCAL_RABBITMQ
+    else:
+        url, where = env.get("RABBITMQ_URL") or LOCAL_RABBITMQ, "RABBITMQ_URL in the environment"
+    if protocol == "rabbitmq":
+        problem = amqp_url_problem(url)
+        if problem is not None:
+            report(f"the AMQP URL of {where}, {public_url(url)}, is malformed: {problem}",
+                   ("spec", "storage", "clusterStream") if cluster_name else ("spec", "protocol"))
+    return url
 
 
 def _normalise_server(url: str, protocol: str) -> str:

@@ -9,12 +9,27 @@ so that consumers can drop repeats.
 
 Delivery: publisher confirms. `RabbitPublisher.publish_batch` returns only
 when the broker has confirmed every message of the batch. When the
-connection breaks (RabbitMQ restarted, network), it reconnects with backoff
+connection breaks (RabbitMQ restarted, network), it reconnects with
+exponential backoff and jitter (a log line each time, never a tight loop)
 and publishes again every message not yet confirmed: nothing is lost, and a
 repeat is always the same message with the same `message_id`. A broker that
 is down at start is waited for, with a log line now and then; wrong
 credentials, a missing virtual host, or an exchange of another type are
 configuration errors, raised as `RabbitMQConfigError` with a clear message.
+
+A message AMQP cannot carry (a routing key over 255 bytes, a header name
+over 255 bytes, text that is not UTF-8) is a problem of that message, not
+of the connection: `engine.amqp_checks` says so before publishing, and the UDF
+stage dead-letters its input record with reason `amqp-encoding-error: ...`.
+Should one reach the publisher anyway, it is skipped, logged and counted
+(`iot_rabbitmq_rejected`), and `publish_batch` returns it.
+
+Unroutable messages: the exchange is the contract, as with Spring Cloud
+Stream's binder; consumers bind their queues to it (`required_queues`
+declares some up front). A message that no queue is bound for is dropped by
+RabbitMQ even though it is confirmed; messages are published `mandatory`, so
+the broker says so, and each is counted (`iot_rabbitmq_unroutable`) and
+logged (at most every `log_every_s`), never published again.
 
 `RabbitMQSink` is the Bytewax sink around the publisher.
 """
@@ -23,18 +38,22 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import pika
 import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from runtime.metrics import RABBITMQ_PUBLISHED
+from config.pipeline import public_url
+from runtime.metrics import RABBITMQ_PUBLISHED, RABBITMQ_REJECTED, RABBITMQ_UNROUTABLE
 from connectors.rabbitmq_errors import RabbitMQConfigError
+from engine.amqp_checks import encoding_problem
 from engine.records import AmqpMessage, stable_message_id
 
-__all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "stable_message_id"]
+__all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "encoding_problem", "stable_message_id"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +70,17 @@ def properties_of(message: AmqpMessage) -> pika.BasicProperties:
         content_type=message.content_type,
         timestamp=message.timestamp_s,
     )
+
+
+ENCODING_ERRORS = (px.ShortStringTooLong, UnicodeError, TypeError, ValueError, OverflowError, struct.error)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message the publisher could not encode, and why."""
+
+    message: AmqpMessage
+    reason: str
 
 
 def _endpoint(params: pika.URLParameters) -> str:
@@ -71,7 +101,10 @@ class RabbitPublisher:
         log_every_s: float = 10.0,
         connect_timeout_s: float | None = None,  # None: wait for the broker as long as it takes
     ) -> None:
-        self.params = pika.URLParameters(url)
+        try:
+            self.params = pika.URLParameters(url)
+        except Exception as exc:  # ValueError, or worse for text that is no URL at all
+            raise RabbitMQConfigError(f"malformed AMQP URL {public_url(url)}: {exc or type(exc).__name__}") from None
         if "heartbeat" not in url:
             self.params.heartbeat = DEFAULT_HEARTBEAT_S
         self.exchange = exchange
@@ -83,6 +116,10 @@ class RabbitPublisher:
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
         self.published = 0  # messages confirmed since start
+        self.unroutable = 0  # of those, the ones no queue was bound for
+        self.rejected = 0  # messages AMQP could not encode, skipped
+        self._last_unroutable_log = -float("inf")
+        self.processor = exchange  # the metrics label
 
     # -- connection -------------------------------------------------------------------------
 
@@ -158,31 +195,68 @@ class RabbitPublisher:
 
     # -- publishing -------------------------------------------------------------------------
 
-    def publish_batch(self, messages: Sequence[AmqpMessage]) -> None:
-        """Publish every message and return when all are confirmed.
+    def publish_batch(self, messages: Sequence[AmqpMessage]) -> list[Rejected]:
+        """Publish every message and return when all are confirmed; returns the
+        messages AMQP could not encode (skipped, see the module).
 
         Messages are confirmed one by one, in order, so after a broken
-        connection exactly the unconfirmed rest is published again."""
+        connection exactly the unconfirmed rest is published again, after a
+        pause that doubles (with jitter) while losses repeat without progress."""
         position = 0
         backoff = self.initial_backoff_s
+        rejected: list[Rejected] = []
         while position < len(messages):
             self.connect()
+            progress = position
             try:
                 self._connection.process_data_events(0)  # notice a connection the broker closed while idle
                 while position < len(messages):
                     message = messages[position]
-                    self._channel.basic_publish(self.exchange, message.routing_key, message.body, properties_of(message))
+                    try:
+                        self._channel.basic_publish(self.exchange, message.routing_key, message.body,
+                                                    properties_of(message), mandatory=True)
+                    except px.UnroutableError:
+                        self._count_unroutable(message)
+                    except ENCODING_ERRORS as exc:  # before anything was sent: the connection is fine
+                        rejected.append(self._reject(message, exc))
+                        position += 1
+                        continue
                     position += 1
                     self.published += 1
                 backoff = self.initial_backoff_s
             except px.NackError:
-                log.warning("RabbitMQ rejected message %s (nack); publishing it again", messages[position].message_id)
+                log.warning("RabbitMQ rejected message %s (nack); publishing it again in %.1f s",
+                            messages[position].message_id, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
             except (px.AMQPError, OSError) as exc:
-                log.warning("lost the RabbitMQ connection to %s (%s); reconnecting to publish the %d unconfirmed message(s)",
-                            _endpoint(self.params), _describe(exc), len(messages) - position)
+                if position > progress:
+                    backoff = self.initial_backoff_s
+                pause = backoff * random.uniform(0.8, 1.2)
+                log.warning("lost the RabbitMQ connection to %s (%s); reconnecting in %.1f s to publish the %d"
+                            " unconfirmed message(s)", _endpoint(self.params), _describe(exc), pause,
+                            len(messages) - position)
                 self._drop_connection()
+                time.sleep(pause)
+                backoff = min(backoff * 2, self.max_backoff_s)
+        return rejected
+
+    def _count_unroutable(self, message: AmqpMessage) -> None:
+        self.unroutable += 1
+        RABBITMQ_UNROUTABLE.labels(self.processor).inc()
+        now = time.monotonic()
+        if now - self._last_unroutable_log >= self.log_every_s:
+            self._last_unroutable_log = now
+            log.warning("RabbitMQ dropped message %s (routing key %r): no queue is bound to exchange %r for it;"
+                        " %d dropped so far. Bind a queue, or list it in required_queues, to keep such messages",
+                        message.message_id, message.routing_key[:80], self.exchange, self.unroutable)
+
+    def _reject(self, message: AmqpMessage, exc: BaseException) -> Rejected:
+        self.rejected += 1
+        RABBITMQ_REJECTED.labels(self.processor).inc()
+        reason = encoding_problem(message) or f"amqp-encoding-error: {type(exc).__name__}: {exc}"
+        log.error("message %s cannot be sent to RabbitMQ and is skipped: %s", message.message_id, reason)
+        return Rejected(message, reason)
 
     def close(self) -> None:
         self._drop_connection()
@@ -207,11 +281,12 @@ def _describe(exc: BaseException) -> str:
 class RabbitMQSinkPartition(StatelessSinkPartition[AmqpMessage]):
     def __init__(self, publisher: RabbitPublisher, processor: str) -> None:
         self.publisher = publisher
+        self.publisher.processor = processor
         self.confirmed = RABBITMQ_PUBLISHED.labels(processor)
 
     def write_batch(self, items: list[AmqpMessage]) -> None:
-        self.publisher.publish_batch(items)
-        self.confirmed.inc(len(items))
+        rejected = self.publisher.publish_batch(items)
+        self.confirmed.inc(len(items) - len(rejected))
 
     def close(self) -> None:
         self.publisher.close()

@@ -12,6 +12,13 @@ puts it in a dataflow. What it guarantees:
   it takes, with a log line when the outage starts, every `log_every_s`
   while it lasts, and when it ends: a UDF that is down at start, or
   restarted mid-stream, delays messages and loses none;
+- a UDF that refuses every call (`UNIMPLEMENTED`: another service, or not a
+  UDF, on that port; `UNAUTHENTICATED`, `PERMISSION_DENIED`: credentials)
+  is a configuration error of the whole stage, not a verdict on each
+  message: one error line says what is wrong (again every `log_every_s`
+  while it lasts), and the messages are held and retried with the same
+  backoff as an unreachable UDF, so that fixing the address, the service or
+  the credentials lets them through; none is dead-lettered for it;
 - a busy UDF (`DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`) is retried
   `busy_retries` times, so that one message that always times out cannot
   stall the pipeline forever;
@@ -46,6 +53,8 @@ from udf.protocol import GrpcMessage, GrpcPayloadCollection, MessagingServiceStu
 log = logging.getLogger(__name__)
 
 UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+MISCONFIGURED = frozenset({grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED,
+                           grpc.StatusCode.PERMISSION_DENIED})
 BUSY = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
 # Reconnect quickly once the UDF is back: gRPC's default channel backoff grows to 2 minutes.
@@ -157,14 +166,21 @@ class _Outage:
         self.back.clear()
         now = self.clock()
         where = f"UDF {self.settings.name} at {self.settings.address}"
+        misconfigured = code in MISCONFIGURED
         if self.since is None:
             self.since = self.last_log = now
-            log.warning("%s is unreachable (%s: %s); holding messages and retrying until it is back",
-                        where, code.name, details)
+            if misconfigured:
+                log.error("%s refuses the calls (%s: %s): %s; no message is sent on, they are held and retried"
+                          " until it accepts them", where, code.name, details, _remedy(code))
+            else:
+                log.warning("%s is unreachable (%s: %s); holding messages and retrying until it is back",
+                            where, code.name, details)
         elif now - self.last_log >= self.settings.log_every_s:
             self.last_log = now
-            log.warning("still waiting for %s: unreachable for %.0f s, %d message(s) held (%s)",
-                        where, now - self.since, self.waiting, details)
+            log.log(logging.ERROR if misconfigured else logging.WARNING,
+                    "still waiting for %s: %s for %.0f s, %d message(s) held (%s: %s)", where,
+                    "refusing the calls" if misconfigured else "unreachable", now - self.since, self.waiting,
+                    code.name, details)
 
     def recovered(self) -> None:
         self.back.set()
@@ -172,6 +188,13 @@ class _Outage:
             log.info("UDF %s at %s is reachable again after %.1f s",
                      self.settings.name, self.settings.address, self.clock() - self.since)
             self.since = None
+
+
+def _remedy(code: grpc.StatusCode) -> str:
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return ("the address does not serve the Streaming Runtime's MessagingService.requestReply"
+                " (a wrong port, or another service there)")
+    return "the UDF does not accept this client's credentials"
 
 
 class _ThreadChannel:
@@ -264,7 +287,7 @@ class UdfClient:
                     reply = await stub.requestReply(request, timeout=s.deadline_s)
                 except grpc.aio.AioRpcError as exc:
                     code, details = exc.code(), exc.details() or ""
-                    if code in UNREACHABLE:
+                    if code in UNREACHABLE or code in MISCONFIGURED:
                         outage.failed(code, details)
                     elif code in BUSY and (s.busy_retries is None or busy < s.busy_retries):
                         busy += 1

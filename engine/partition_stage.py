@@ -28,6 +28,14 @@ from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from engine.dead_letters import dead_letter
 from engine.records import NO_WATERMARK, GroupRows, PartitionBatch, PartitionId, RecordBatch, WindowedOutput
+from engine.serde import event_time_divisor
+
+# Event times a TIMESTAMP(3) can hold, as Flink defines it: 0000-01-01 00:00:00.000
+# to 9999-12-31 23:59:59.999 UTC, in epoch milliseconds. Outside it a record is a
+# dead letter: window bounds and watermarks then never leave 64 bits.
+MIN_EVENT_MS = -62_167_219_200_000
+MAX_EVENT_MS = 253_402_300_799_999
+
 
 def offsets_of(batch: RecordBatch, positions: Sequence[int]) -> pl.Series:
     """The Kafka offsets of the records at `positions` of a read."""
@@ -73,6 +81,7 @@ class PartitionStage:
         assert time_attr is not None
         self.time_column = time_attr.column
         self.time_from_kafka = time_attr.source == "kafka-timestamp"
+        self.time_divisor = event_time_divisor(stream)  # the column's unit (micros, say) to epoch millis
         self.delay = time_attr.watermark_delay_ms
         self.value_columns = tuple(dict.fromkeys(a.column for a in plan.aggregates if a.column))
         self.predicate = plan.predicate.polars().fill_null(False) if plan.predicate else None
@@ -113,8 +122,8 @@ class PartitionStage:
         )
 
     def _kept_rows(self, decoded: Any, batch: RecordBatch) -> _Rows:
-        """Decoded rows minus future-stamped ones, with event time, offset and
-        the watermark before each row."""
+        """Decoded rows minus those stamped outside years 0000..9999 or in the
+        future, with event time, offset and the watermark before each row."""
         rejected = list(decoded.errors)
         index = decoded.index
         frame = decoded.frame
@@ -123,7 +132,15 @@ class PartitionStage:
             event_times = pl.Series("__ts", [stamps[i] for i in index], dtype=pl.Int64)
         else:
             event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
+            if self.time_divisor != 1:
+                event_times = event_times // self.time_divisor
         frame = frame.with_columns(event_times, offsets_of(batch, index), pl.Series("__pos", index, dtype=pl.Int64))
+        if frame.height and not (MIN_EVENT_MS <= event_times.min() and event_times.max() <= MAX_EVENT_MS):  # type: ignore[operator]
+            in_range = pl.col("__ts").is_between(MIN_EVENT_MS, MAX_EVENT_MS)
+            outside = frame.filter(~in_range)
+            rejected += [(pos, f"timestamp-out-of-range: {ts} is not an epoch-millisecond time in years 0000..9999")
+                         for pos, ts in zip(outside["__pos"].to_list(), outside["__ts"].to_list())]
+            frame = frame.filter(in_range)
         skew = self.settings.max_future_skew_ms
         if skew is not None and frame.height:
             limit = int(self.clock() * 1000) + skew

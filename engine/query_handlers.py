@@ -63,7 +63,7 @@ class ResultEncoder:
         self.topic = sink.topic
         names = [c.name for c in plan.projection]
         self.key_fields = tuple(k for k in (sink.key_fields or sink.keys) if k in names)
-        self.timestamps = frozenset(c.name for c in plan.projection if "timestamp" in c.type)
+        self.timestamps = {c.name: c.type for c in plan.projection if "timestamp" in c.type}
         if sink.value_format not in ("json", "raw"):
             raise ValueError(f"output stream {sink.name!r}: value format {sink.value_format!r} is not supported for query output; use json")
 

@@ -13,7 +13,8 @@ Runtime's headers (`udf.headers`) and turns the reply into:
   or to Kafka (`KafkaOut`: same key, reply headers), as the output Stream says;
 - nothing, when the reply is empty (the UDF's "no output");
 - a dead letter (the input unchanged, with the gRPC status in its headers)
-  when the UDF refused it.
+  when the UDF refused it, or when AMQP cannot carry an output made of it
+  (a routing key over 255 bytes, say: reason `amqp-encoding-error: ...`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Iterable, Literal, Sequence
 import orjson
 
 from connectors.udf_client import UdfCall, UdfClient, UdfFailure, UdfOutput, UdfReply
+from engine.amqp_checks import encoding_problem
 from engine.dead_letters import dead_letter, dead_letter_of_result
 from engine.records import AmqpMessage, KafkaOut, QueryResult, RawRecord, stable_message_id
 from runtime.metrics import UDF_CALLS
@@ -114,7 +116,12 @@ class UdfStage:
                 result.dead.append(letter)
                 continue
             UDF_CALLS.labels(self.processor, "OK" if reply.outputs else "OK_EMPTY").inc()
-            result.messages.extend(self.outputs_for(item, reply))
+            for output in self.outputs_for(item, reply):
+                problem = encoding_problem(output) if isinstance(output, AmqpMessage) else None
+                if problem is None:
+                    result.messages.append(output)
+                else:
+                    result.dead.append(self.dead_letter(item, problem))
         return result
 
     def dead_letter(self, item: UdfInput, reason: str) -> KafkaOut:

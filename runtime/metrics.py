@@ -55,6 +55,10 @@ WATERMARK_LAG = Gauge("iot_watermark_lag_seconds", "Processing time minus the gl
 OPEN_WINDOWS = Gauge("iot_open_windows", "Windows holding state, not fired yet", ["processor"])
 UDF_CALLS = Counter("iot_udf_calls", "UDF calls by final gRPC status", ["processor", "status"])
 RABBITMQ_PUBLISHED = Counter("iot_rabbitmq_published", "Messages confirmed by RabbitMQ", ["processor"])
+RABBITMQ_UNROUTABLE = Counter("iot_rabbitmq_unroutable", "Confirmed messages RabbitMQ dropped: no queue bound for them", ["processor"])
+RABBITMQ_REJECTED = Counter("iot_rabbitmq_rejected", "Messages AMQP could not encode, skipped by the publisher", ["processor"])
+KAFKA_TRUNCATED = Counter("iot_kafka_records_truncated", "Dead-letter and late copies cut to fit Kafka's size limit", ["topic"])
+KAFKA_UNWRITABLE = Counter("iot_kafka_records_unwritable", "Records Kafka refused as too large at any size (not written)", ["topic"])
 
 
 class CounterDeltas:

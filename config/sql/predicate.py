@@ -10,6 +10,12 @@ True, False or None (unknown); a comparison with NULL is unknown, AND/OR/NOT
 follow Kleene's tables, and the outermost check counts unknown as false, as
 a WHERE clause does. polars' boolean operators have the same tables, and
 `DataFrame.filter` drops rows whose condition is null.
+
+Floating-point comparisons are IEEE's, as in Flink (Java's `<`, `==` on
+doubles) and in the row check: a comparison with NaN is false, except `<>`,
+which is true, and -0.0 equals 0.0. polars orders NaN above every number
+and makes NaN equal to NaN, so its expression is corrected where a float
+column is NaN.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class _Term:
     kind: Kind
     constant: Any = None
     is_constant: bool = False
+    floating: bool = False  # a float or double column: its values may be NaN
 
 
 def compile_predicate(
@@ -182,8 +189,8 @@ class _Compiler:
     def comparison(self, node: exp.Expr) -> _Term:
         left, right = self.operand(node.this), self.operand(node.expression)
         self.check_comparable(node, left, right, ordered=isinstance(node, ORDERED))
-        python_op, polars_op = COMPARISONS[type(node)]
-        return _Term(_compare(python_op, left, right), lambda: polars_op(left.polars(), right.polars()), "boolean")
+        python_op, _ = COMPARISONS[type(node)]
+        return _Term(_compare(python_op, left, right), lambda: _polars_compare(type(node), left, right), "boolean")
 
     def membership(self, node: exp.In) -> _Term:
         if node.args.get("query") or node.args.get("unnest") or node.args.get("field"):
@@ -212,8 +219,7 @@ class _Compiler:
         def build() -> pl.Expr:
             # x IN (a, b) is x = a OR x = b in SQL, NULLs included; spelling it
             # that way keeps polars' null handling identical to the row check.
-            target = subject.polars()
-            return reduce(operator.or_, (target == item.polars() for item in items))
+            return reduce(operator.or_, (_polars_compare(exp.EQ, subject, item) for item in items))
 
         return _Term(row, build, "boolean")
 
@@ -307,7 +313,8 @@ class _Compiler:
         # Cast to the declared type: a batch whose column is all NULL has
         # polars dtype Null, on which string functions such as LIKE fail.
         dtype = POLARS_TYPES.get(field.type, pl.Binary)
-        return _Term(lambda record: record.get(name), lambda: pl.col(name).cast(dtype), kind_of(field))
+        return _Term(lambda record: record.get(name), lambda: pl.col(name).cast(dtype), kind_of(field),
+                     floating=field.type in ("float", "double"))
 
     def check_comparable(self, node: exp.Expr, left: _Term, right: _Term, ordered: bool) -> None:
         kinds = {left.kind, right.kind} - {"null", "any"}
@@ -322,7 +329,7 @@ class _Compiler:
 
 
 def kind_of(field: SchemaField) -> Kind:
-    """How a column compares: timestamps are epoch milliseconds, hence numbers."""
+    """How a column compares: timestamps are numbers in their declared unit (millis, micros)."""
     if field.type == ANY_TYPE:
         return "any"
     if field.type == "string":
@@ -416,6 +423,21 @@ def _compare(op: Callable[[Any, Any], bool], left: _Term, right: _Term) -> RowFu
         return None if b is None else op(a, b)
 
     return general
+
+
+def _polars_compare(kind: type[exp.Expr], left: _Term, right: _Term) -> pl.Expr:
+    """`left <op> right` in polars with IEEE's answer where a float side is NaN
+    (false, or true for `<>`); NULL on either side stays unknown."""
+    a, b = left.polars(), right.polars()
+    compared = COMPARISONS[kind][1](a, b)
+    nan = [t.polars().is_nan() for t in (left, right) if t.floating]
+    if not nan:
+        return compared
+    return (
+        pl.when(a.is_null() | b.is_null()).then(pl.lit(None, dtype=pl.Boolean))
+        .when(reduce(operator.or_, nan)).then(pl.lit(kind is exp.NEQ))
+        .otherwise(compared)
+    )
 
 
 def _all_of(parts: tuple[RowFunction, ...]) -> RowFunction:

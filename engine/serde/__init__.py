@@ -6,7 +6,8 @@ DataFrame or Python lists, whichever the consumer asks for) with their
 input positions, and one `(position, reason)` per bad record. Reasons start
 with a stable code: `truncated`, `bad-magic-byte`, `unknown-schema-id`,
 `avro-decode-error`, `json-decode-error`, `not-an-object`, `missing-field`,
-`wrong-type`, `null-value`. Bad input never raises.
+`wrong-type`, `null-value` (a JSON value nested deeper than 127 levels is a
+`json-decode-error`). Bad input never raises.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from engine.serde.registry import (
     parse_schema_ids,
     registry_client,
 )
-from engine.serde.timestamps import format_timestamp_ms
+from engine.serde.timestamps import format_timestamp, format_timestamp_ms
 
 __all__ = [
     "BatchDecoder",
@@ -43,6 +44,8 @@ __all__ = [
     "encode_confluent_avro",
     "encode_json_key",
     "encode_json_value",
+    "event_time_divisor",
+    "format_timestamp",
     "format_timestamp_ms",
     "make_decoder",
     "reader_schema",
@@ -69,6 +72,16 @@ def reader_schema(stream: StreamSpec) -> RecordSchema:
     )
 
 
+def event_time_divisor(stream: StreamSpec) -> int:
+    """What the event-time column's values are floor-divided by to give epoch
+    millis: 1000 for `timestamp-micros`, 1 for millis and Kafka timestamps."""
+    ta = stream.time_attribute
+    if ta is None or ta.source != "field":
+        return 1
+    field = reader_schema(stream).field(ta.column)
+    return (field.millis_divisor if field is not None else None) or 1
+
+
 def make_decoder(
     stream: StreamSpec,
     columns: Sequence[str] | None = None,
@@ -77,7 +90,12 @@ def make_decoder(
 ) -> BatchDecoder:
     """A batch decoder for the values of `stream`, returning `columns`
     (default: every field of the record). The event-time field, when it is a
-    record field, is always checked and comes out as int epoch millis.
+    record field, is always checked (present, not null).
+
+    Every timestamp column, the event time's included, comes out as an int in
+    the unit its logical type declares (`timestamp-micros`: microseconds),
+    whatever the format, so that a TIMESTAMP(6) column keeps its precision to
+    the output; `event_time_divisor` turns the event time into epoch millis.
 
     `registry` is a ready `SchemaRegistryClient` (tests pass an in-process
     mock); by default one is made from `stream.schema_registry_url`.
@@ -100,11 +118,7 @@ def make_decoder(
     if stream.value_format not in ("avro", "avro-confluent"):
         raise ValueError(f"no batch decoder for value format {stream.value_format!r}")
 
-    time = None
-    if time_column is not None:
-        field = schema.field(time_column)
-        divisor = field.millis_divisor if field is not None else None
-        time = TimeCheck(time_column, divisor or 1)
+    time = TimeCheck(time_column) if time_column is not None else None
     if stream.value_format == "avro":
         return AvroBatchDecoder(schema, names, time, confluent=False)
     if registry is None and stream.schema_registry_url:

@@ -70,10 +70,9 @@ def container_header(schema_json: str, sync: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class TimeCheck:
-    """The event-time field: it must be present (not null) and becomes epoch millis."""
+    """The event-time field: it must be present (not null)."""
 
     name: str
-    divisor: int  # raw value // divisor = epoch millis
 
 
 class BodyDecoder:
@@ -192,15 +191,11 @@ class BodyDecoder:
 
     def _from_frame(self, frame: pl.DataFrame, positions: Sequence[int]) -> DecodedBatch:
         errors: list[DecodeError] = []
-        if self.time is not None:
-            col = pl.col(self.time.name)
-            if frame.get_column(self.time.name).null_count():
-                nulls = frame.get_column(self.time.name).is_null()
-                errors = [(p, f"null-value: {self.time.name}") for p, bad in zip(positions, nulls) if bad]
-                positions = [p for p, bad in zip(positions, nulls) if not bad]
-                frame = frame.filter(~nulls)
-            if self.time.divisor != 1:
-                frame = frame.with_columns(col.floordiv(self.time.divisor))
+        if self.time is not None and frame.get_column(self.time.name).null_count():
+            nulls = frame.get_column(self.time.name).is_null()
+            errors = [(p, f"null-value: {self.time.name}") for p, bad in zip(positions, nulls) if bad]
+            positions = [p for p, bad in zip(positions, nulls) if not bad]
+            frame = frame.filter(~nulls)
         return DecodedBatch(self.names, positions, errors, frame=frame[list(self.names)])
 
     def _one_by_one(self, bodies: Sequence[bytes], positions: Sequence[int]) -> DecodedBatch:
@@ -224,12 +219,9 @@ class BodyDecoder:
             if left:
                 errors.append((pos, f"avro-decode-error: {left} bytes left over after the record"))
                 continue
-            if time is not None:
-                ts = record.get(time.name)
-                if ts is None:
-                    errors.append((pos, f"null-value: {time.name}"))
-                    continue
-                record[time.name] = ts // time.divisor
+            if time is not None and record.get(time.name) is None:
+                errors.append((pos, f"null-value: {time.name}"))
+                continue
             index.append(pos)
             for n in names:
                 columns[n].append(record.get(n))
@@ -265,7 +257,8 @@ class AvroBatchDecoder:
 
     With the framing, each value's magic byte and schema id are checked
     before any Avro decoding, and the values are decoded per writer schema
-    (usually one group per batch).
+    (usually one group per batch); the schemas of a batch's ids are looked up
+    together, once per distinct id (`engine.serde.registry`).
     """
 
     def __init__(
@@ -351,8 +344,9 @@ class AvroBatchDecoder:
                 group[0].append(pos)
                 group[1].append(value[CONFLUENT_HEADER:])
         parts = []
+        writers = self._writers.lookup_many({schema_id: len(group[0]) for schema_id, group in groups.items()})
         for schema_id, (positions, bodies) in groups.items():
-            found = self._writers.lookup(schema_id)
+            found = writers[schema_id]
             if isinstance(found, str):
                 errors.extend((pos, found) for pos in positions)
             else:

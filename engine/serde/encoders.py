@@ -1,6 +1,9 @@
 """Encoders: Confluent-framed Avro for producers and tests, and the JSON key
 and value of result records exactly as the seed's Flink job wrote them
-(compact JSON, columns in SELECT order, timestamps via `format_timestamp_ms`)."""
+(compact JSON, columns in SELECT order, timestamps via `format_timestamp` in
+their column's precision: a `timestamp-micros` column's microseconds show).
+A timestamp outside years 0000..9999 cannot be printed as one and is written
+as its number, not an error at the window's firing."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any, Protocol
 import fastavro
 import orjson
 
-from engine.serde.timestamps import format_timestamp_ms
+from engine.serde.timestamps import digits_of, format_timestamp
 
 MAGIC_BYTE = b"\x00"
 
@@ -64,19 +67,34 @@ def is_timestamp_type(type_name: str) -> bool:
 
 
 @lru_cache(maxsize=64)
-def _timestamp_names(columns: tuple[TypedColumn, ...]) -> tuple[tuple[str, bool], ...]:
-    return tuple((c.name, is_timestamp_type(c.type)) for c in columns)
+def _timestamp_digits(columns: tuple[TypedColumn, ...]) -> tuple[tuple[str, int | None], ...]:
+    """(name, fraction digits, None when not a timestamp) of each column."""
+    return tuple((c.name, digits_of(c.type) if is_timestamp_type(c.type) else None) for c in columns)
 
 
-def _json_ready(value: Any, is_timestamp: bool) -> Any:
-    return format_timestamp_ms(value) if is_timestamp and value is not None else value
+def _json_ready(value: Any, digits: int | None) -> Any:
+    if digits is None or value is None:
+        return value
+    try:
+        return format_timestamp(value, digits)
+    except ValueError:  # beyond what a TIMESTAMP holds: the number itself
+        return value
 
 
-def encode_json_key(key_fields: Sequence[str], row: Mapping[str, Any], timestamps: Collection[str] = ()) -> bytes:
-    """`{"error_code":"C001_ABORTED"}`: the key fields of `row`, in order."""
-    return orjson.dumps({name: _json_ready(row[name], name in timestamps) for name in key_fields})
+def encode_json_key(
+    key_fields: Sequence[str], row: Mapping[str, Any], timestamps: Collection[str] | Mapping[str, str] = ()
+) -> bytes:
+    """`{"error_code":"C001_ABORTED"}`: the key fields of `row`, in order.
+    `timestamps` names the timestamp fields (milliseconds), or maps them to
+    their column types (`long_timestamp-micros`)."""
+    def digits(name: str) -> int | None:
+        if name not in timestamps:
+            return None
+        return digits_of(timestamps[name]) if isinstance(timestamps, Mapping) else 3
+
+    return orjson.dumps({name: _json_ready(row[name], digits(name)) for name in key_fields})
 
 
 def encode_json_value(columns: Sequence[TypedColumn], row: Mapping[str, Any]) -> bytes:
     """All `columns` of `row` as one compact JSON object, timestamps formatted."""
-    return orjson.dumps({name: _json_ready(row[name], ts) for name, ts in _timestamp_names(tuple(columns))})
+    return orjson.dumps({name: _json_ready(row[name], digits) for name, digits in _timestamp_digits(tuple(columns))})

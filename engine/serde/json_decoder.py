@@ -18,11 +18,19 @@ refuses sends the whole batch down the record-by-record path (orjson, then
 a check per field), which names the reason of each bad record. The native
 decoder only ever accepts what msgspec accepts, with the same values (the
 tests compare them on generated and corrupted records).
+
+Nesting is bounded: a value with arrays and objects more than `MAX_DEPTH`
+deep (the record's own braces count as one level), even in a field the
+schema ignores, is dead-lettered as `json-decode-error: nested deeper than
+127 levels`. The native decoder's parser (serde_json) refuses exactly those;
+the Python paths check the few values long enough to be that deep, so none
+of the three parsers ever recurses without bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -44,6 +52,50 @@ _STRUCT_TYPES: dict[str, type] = {  # JSON has no bytes: Flink writes them as ba
     "int": int, "long": int, "float": float, "double": float, "boolean": bool, "string": str, "bytes": str,
 }
 JSON_TYPE_NAMES = {dict: "object", list: "array", str: "str", int: "int", float: "float", bool: "bool"}
+MAX_DEPTH = 127  # serde_json's limit: the native decoder refuses anything deeper
+TOO_DEEP = f"json-decode-error: nested deeper than {MAX_DEPTH} levels"
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of arrays and objects in a parsed JSON value (a scalar: 0), walked without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if type(node) is dict else node if type(node) is list else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend(zip(children, repeat(level + 1)))
+    return deepest
+
+
+def _may_be_too_deep(raw: bytes) -> bool:
+    """Whether a value has enough brackets to nest deeper than MAX_DEPTH (a cheap test)."""
+    return len(raw) > 2 * MAX_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Whether a valid JSON value nests deeper than MAX_DEPTH (invalid JSON: False, the parsers refuse it anyway)."""
+    if not _may_be_too_deep(raw):
+        return False
+    try:
+        return nesting_depth(orjson.loads(raw)) > MAX_DEPTH
+    except orjson.JSONDecodeError as exc:
+        return str(exc).startswith("depth limit")
+
+
+def _any_too_deep(chunk: Sequence[bytes]) -> bool:
+    """Whether a value of the chunk nests deeper than MAX_DEPTH, with Python work only
+    for values that might: a deep value is long, and it alone holds more than
+    MAX_DEPTH brackets while every record object holds at least one (a value
+    with none is not a record, and msgspec refuses the chunk for it)."""
+    if max(map(len, chunk)) <= 2 * MAX_DEPTH:
+        return False
+    joined = b"".join(chunk)
+    if joined.count(b"[") + joined.count(b"{") < len(chunk) + MAX_DEPTH:
+        return False
+    return any(map(_too_deep, chunk))
 
 
 def _converter(f: AvroField) -> Callable[[Any], Any]:
@@ -51,14 +103,13 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     kind = f.type
     if kind in INT_RANGES:
         low, high = INT_RANGES[kind]
-        divisor = _int_divisor(f)
 
         def to_int(v: Any) -> Any:
             if type(v) is not int:
                 raise TypeError(type(v).__name__)
             if not low <= v <= high:
                 raise TypeError(f"{type(v).__name__} out of range")
-            return v // divisor if divisor != 1 else v
+            return v
 
         return to_int
     if kind in ("float", "double"):
@@ -79,11 +130,6 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
         return v
 
     return same
-
-
-def _int_divisor(f: AvroField) -> int:
-    """What an int field's value is floor-divided by for its column (micros to millis); 1: kept."""
-    return (f.millis_divisor or 1) if f.type in INT_RANGES else 1
 
 
 def _record_struct(fields: Sequence[AvroField], optional: Mapping[str, bool]) -> type[msgspec.Struct]:
@@ -120,10 +166,10 @@ class JsonBatchDecoder:
             (f.name, optional[f.name], _converter(f), f.type, slot_of.get(f.name)) for f in schema.fields
         ]
         self._struct_decode = msgspec.json.Decoder(_record_struct(schema.fields, optional)).decode
-        # (name, attribute getter, int range or None, may be null, millis divisor) of each output
+        # (name, attribute getter, int range or None, may be null) of each output
         # column, and the int fields that are not output but must still be in range
         self._outputs = [
-            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name], _int_divisor(f))
+            (f.name, attrgetter(f"f{i}"), INT_RANGES.get(f.type), optional[f.name])
             for i, f in enumerate(schema.fields) if f.name in slot_of
         ]
         self._range_checked = [
@@ -131,7 +177,7 @@ class JsonBatchDecoder:
             if f.type in INT_RANGES and f.name not in slot_of
         ]
         self._native = None if NativeJsonDecoder is None else NativeJsonDecoder([
-            (f.name, f.type, optional[f.name], slot_of.get(f.name), _int_divisor(f)) for f in schema.fields
+            (f.name, f.type, optional[f.name], slot_of.get(f.name), 1) for f in schema.fields  # values as they are
         ])
 
     def decode(self, values: Sequence[bytes | None]) -> DecodedBatch:
@@ -166,21 +212,22 @@ class JsonBatchDecoder:
         gathered: list[list[Any]] = [[] for _ in outputs]
         range_checked = self._range_checked
         for start in range(0, len(values), self.CHUNK):
+            chunk = values[start:start + self.CHUNK]
             try:
-                records = list(map(decode, values[start:start + self.CHUNK]))  # type: ignore[arg-type]
-            except (msgspec.DecodeError, TypeError, UnicodeDecodeError):  # a null value; bytes that are not UTF-8
+                if _any_too_deep(chunk):  # type: ignore[arg-type]
+                    return None
+                records = list(map(decode, chunk))  # type: ignore[arg-type]
+            except (msgspec.DecodeError, TypeError, UnicodeDecodeError, RecursionError):  # a null value; bytes that are not UTF-8
                 return None
-            for column, (_, get, _, _, _) in zip(gathered, outputs):
+            for column, (_, get, _, _) in zip(gathered, outputs):
                 column.extend(map(get, records))
             for get, int_range, nullable in range_checked:
                 if not _within(list(map(get, records)), int_range, nullable):
                     return None
         columns: dict[str, list[Any]] = {}
-        for col, (name, _, int_range, nullable, divisor) in zip(gathered, outputs):
+        for col, (name, _, int_range, nullable) in zip(gathered, outputs):
             if int_range is not None and not _within(col, int_range, nullable):
                 return None
-            if divisor != 1:
-                col = [v // divisor if v is not None else None for v in col]
             columns[name] = col
         return DecodedBatch(self.columns, range(len(values)), [], columns={n: columns[n] for n in self.columns})
 
@@ -197,7 +244,10 @@ class JsonBatchDecoder:
             try:
                 obj = loads(raw)
             except decode_error as exc:
-                errors.append((pos, f"json-decode-error: {exc}"))
+                errors.append((pos, TOO_DEEP if str(exc).startswith("depth limit") else f"json-decode-error: {exc}"))
+                continue
+            if _may_be_too_deep(raw) and nesting_depth(obj) > MAX_DEPTH:
+                errors.append((pos, TOO_DEEP))
                 continue
             if type(obj) is not dict:
                 errors.append((pos, f"not-an-object: got {JSON_TYPE_NAMES.get(type(obj), 'null')}"))

@@ -1,34 +1,50 @@
 """Writer schemas by Confluent schema id.
 
 With a schema registry the id names the writer schema, fetched once and
-cached (an unknown id is cached too, so a flood of bad records costs one
-lookup). Without one, the stream's own schema is the writer schema for the
+cached. Without one, the stream's own schema is the writer schema for the
 ids the stream accepts: those listed in the `value.avro-confluent.schema-id`
 option (comma separated), or any id when the option is absent.
+
+Garbage (a zero byte and four random ones) looks like a framed record with
+an id nobody registered, so what the registry is asked is bounded:
+
+- the decoders ask about each distinct id of a batch once, never per record;
+- both caches are bounded: found schemas (least recently used go first) and
+  ids the registry does not know (404), which are forgotten after ten
+  minutes, so that an id registered later is found;
+- ids not in either cache are looked up at a bounded rate (a burst of 20,
+  then 10 a second); the ids of a batch are asked in order of how many
+  records carry them, so a real new schema comes before lone garbage. An
+  id over that budget is a dead letter
+  (`unknown-schema-id: N (not looked up: ...)`): a flood of garbage must not
+  stall the pipeline behind thousands of lookups.
+
+A registry that does not answer (down, a timeout, a 5xx) raises
+`SchemaRegistryUnavailable`: the batch is read again later, nothing is
+dead-lettered and nothing cached. Only a 404 makes the records dead letters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from cachetools import LRUCache, TTLCache
+
+from config.schema_ids import SCHEMA_ID_OPTION, parse_schema_ids
+
+__all__ = ["SCHEMA_ID_OPTION", "LookupLimits", "SchemaRegistryUnavailable", "WriterSchemas", "parse_schema_ids",
+           "registry_client"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_ID_OPTION = "value.avro-confluent.schema-id"
-
-
 class SchemaRegistryUnavailable(RuntimeError):
     """The registry could not answer: an infrastructure failure, not bad data."""
-
-
-def parse_schema_ids(text: str | None) -> frozenset[int] | None:
-    """The ids of the option, or None when it is absent (any id accepted)."""
-    if not text or not text.strip():
-        return None
-    try:
-        return frozenset(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"{SCHEMA_ID_OPTION} must be a comma-separated list of integers, got {text!r}") from None
 
 
 def registry_client(url: str) -> Any:
@@ -36,6 +52,17 @@ def registry_client(url: str) -> Any:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     return SchemaRegistryClient.new_client({"url": url})
+
+
+@dataclass(frozen=True)
+class LookupLimits:
+    """How much the registry may be asked, and how much is remembered."""
+
+    found: int = 256  # writer schemas kept (each a prepared decoder)
+    missing: int = 4096  # ids the registry does not know, kept ...
+    missing_ttl_s: float = 600.0  # ... this long
+    per_second: float = 10.0  # lookups of ids in neither cache, after ...
+    burst: int = 20  # ... this many at once
 
 
 class WriterSchemas(Generic[T]):
@@ -52,28 +79,85 @@ class WriterSchemas(Generic[T]):
         inline_schema_json: str,
         client: Any | None = None,
         accepted_ids: frozenset[int] | None = None,
+        limits: LookupLimits = LookupLimits(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._prepare = prepare
         self._client = client
         self._accepted = accepted_ids
-        self._cache: dict[int, T | str] = {}
+        self._limits = limits
+        self._clock = clock
+        self._found: LRUCache[int, T] = LRUCache(limits.found)
+        self._missing: TTLCache[int, str] = TTLCache(limits.missing, limits.missing_ttl_s, timer=clock)
+        self._tokens = float(limits.burst)
+        self._refilled_at = clock()
+        self._last_skip_log = -float("inf")
         self._inline: T | None = None
         self._inline_json = inline_schema_json
 
     def lookup(self, schema_id: int) -> T | str:
         """The prepared decoder of `schema_id`, or a reason string."""
-        found = self._cache.get(schema_id)
-        if found is None:
-            found = self._cache[schema_id] = self._resolve(schema_id)
-        return found
+        return self.lookup_many({schema_id: 1})[schema_id]
 
-    def _resolve(self, schema_id: int) -> T | str:
+    def lookup_many(self, counts: Mapping[int, int]) -> dict[int, T | str]:
+        """The decoder or reason of each id, given how many records carry it:
+        ids the caches do not answer are asked most-carried first, within the budget."""
         if self._client is None:
-            if self._accepted is not None and schema_id not in self._accepted:
-                return f"unknown-schema-id: {schema_id} (accepted: {', '.join(map(str, sorted(self._accepted)))})"
-            if self._inline is None:
-                self._inline = self._prepare(self._inline_json)
-            return self._inline
+            return {schema_id: self._without_registry(schema_id) for schema_id in counts}
+        out: dict[int, T | str] = {}
+        unknown: list[int] = []
+        for schema_id in counts:
+            cached = self._found.get(schema_id)
+            if cached is None:
+                cached = self._missing.get(schema_id)
+            if cached is None:
+                unknown.append(schema_id)
+            else:
+                out[schema_id] = cached
+        skipped = 0
+        for schema_id in sorted(unknown, key=lambda i: -counts[i]):
+            if not self._take_token():
+                skipped += 1
+                out[schema_id] = (f"unknown-schema-id: {schema_id} (not looked up: more than {self._limits.burst}"
+                                  f" new schema ids at once, {self._limits.per_second:g} a second after that)")
+                continue
+            found = self._fetch(schema_id)
+            if isinstance(found, str):
+                self._missing[schema_id] = found
+            else:
+                self._found[schema_id] = found
+            out[schema_id] = found
+        if skipped:
+            self._log_skipped(skipped)
+        return out
+
+    def _take_token(self) -> bool:
+        now = self._clock()
+        limits = self._limits
+        self._tokens = min(float(limits.burst), self._tokens + (now - self._refilled_at) * limits.per_second)
+        self._refilled_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def _log_skipped(self, skipped: int) -> None:
+        now = self._clock()
+        if now - self._last_skip_log >= 10:
+            self._last_skip_log = now
+            log.warning("%d schema id(s) of a batch were not looked up in the schema registry (more than %d new ids"
+                        " at once): their records are dead letters; garbage values are the usual cause", skipped,
+                        self._limits.burst)
+
+    def _without_registry(self, schema_id: int) -> T | str:
+        if self._accepted is not None and schema_id not in self._accepted:
+            return f"unknown-schema-id: {schema_id} (accepted: {', '.join(map(str, sorted(self._accepted)))})"
+        if self._inline is None:
+            self._inline = self._prepare(self._inline_json)
+        return self._inline
+
+    def _fetch(self, schema_id: int) -> T | str:
+        """One registry lookup: the prepared decoder, or the reason the id is unusable."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
         try:

@@ -1,17 +1,35 @@
-"""Timestamps as Flink's JSON format writes a TIMESTAMP(3): `yyyy-MM-dd HH:mm:ss`
-in UTC, with the millisecond fraction only when it is not zero and without
-trailing zeros (`.5`, `.05`, `.123`)."""
+"""Timestamps as Flink's JSON format writes a TIMESTAMP(p): `yyyy-MM-dd HH:mm:ss`
+in UTC, with the fraction only when it is not zero and without trailing zeros
+(`.5`, `.05`, `.123`, `.123456`)."""
 
 from __future__ import annotations
 
 import time
 
+DIGITS = {"timestamp-millis": 3, "timestamp-micros": 6, "timestamp-nanos": 9}
+# seconds of 0000-01-01 00:00:00 and of 9999-12-31 23:59:59 UTC: the range of Flink's TIMESTAMP
+FIRST_SECOND, LAST_SECOND = -62_167_219_200, 253_402_300_799
+
+
+def digits_of(type_name: str) -> int:
+    """The fraction digits of a timestamp column's type (`long_timestamp-micros`: 6)."""
+    return next((d for logical, d in DIGITS.items() if type_name.endswith(logical)), 3)
+
+
+def format_timestamp(value: int, digits: int = 3) -> str:
+    """An epoch time counted in units of 10^-digits s, as Flink prints it:
+    `2022-02-16 14:18:00`, `2022-02-16 14:18:00.5`, `2022-02-16 14:18:00.000001`.
+    Raises ValueError outside years 0000..9999, which a TIMESTAMP cannot hold."""
+    seconds, fraction = divmod(value, 10**digits)
+    if not FIRST_SECOND <= seconds <= LAST_SECOND:
+        raise ValueError(f"{value} (in 10^-{digits} s) is outside years 0000..9999")
+    t = time.gmtime(seconds)
+    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    if fraction:
+        text += "." + f"{fraction:0{digits}d}".rstrip("0")
+    return text
+
 
 def format_timestamp_ms(ms: int) -> str:
     """Epoch milliseconds -> `2022-02-16 14:18:00` / `2022-02-16 14:18:00.5`."""
-    seconds, millis = divmod(ms, 1000)
-    t = time.gmtime(seconds)
-    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-    if millis:
-        text += "." + f"{millis:03d}".rstrip("0")
-    return text
+    return format_timestamp(ms, 3)

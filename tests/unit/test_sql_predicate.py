@@ -200,14 +200,19 @@ def atoms(draw: st.DrawFn) -> str:
     return draw(st.sampled_from(["b", "b = TRUE", "b <> FALSE", "NOT b"]))
 
 
-predicates = st.recursive(
-    atoms(),
-    lambda inner: st.one_of(
-        st.tuples(inner, st.sampled_from(["AND", "OR"]), inner).map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
-        inner.map(lambda p: f"NOT ({p})"),
-    ),
-    max_leaves=6,
-)
+def boolean_combinations(leaves: st.SearchStrategy[str], max_leaves: int) -> st.SearchStrategy[str]:
+    """Conditions made of `leaves` with AND, OR, NOT and parentheses."""
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.tuples(inner, st.sampled_from(["AND", "OR"]), inner).map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
+            inner.map(lambda p: f"NOT ({p})"),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+predicates = boolean_combinations(atoms(), 6)
 rows = st.fixed_dictionaries(
     {
         "s": st.none() | strings,

@@ -3,8 +3,9 @@ create the topics and declare the exchanges that `config.needs` lists.
 
 A Kafka cluster that does not answer within the timeout is a
 `BrokerUnavailable` error; a RabbitMQ that refuses the credentials, the
-virtual host or the exchange's type is a `RabbitMQConfigError`; a RabbitMQ
-that is merely down is not an error (its sink waits for it).
+virtual host or the exchange's type, or whose TLS handshake fails, is a
+`RabbitMQConfigError`; a RabbitMQ that is merely down is not an error (its
+sink waits for it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def prepare(needs: Needs, connect_timeout_s: float) -> None:
         from connectors.rabbitmq import RabbitPublisher  # pika loads only when an output is RabbitMQ
 
         for exchange in needs.exchanges:
-            publisher = RabbitPublisher(exchange.url, exchange.name, connect_timeout_s=RABBITMQ_PREFLIGHT_TIMEOUT_S)
+            publisher = RabbitPublisher(exchange.url, exchange.name, connect_timeout_s=RABBITMQ_PREFLIGHT_TIMEOUT_S,
+                                        tls=exchange.tls)
             try:
                 publisher.connect()
             except ConnectionError as exc:

@@ -34,7 +34,8 @@ def fetch_registry_schemas(pipeline: Pipeline, timeout_s: float = 10.0) -> dict[
     for name, stream in pipeline.streams.items():
         if stream.schema_pending and stream.schema_registry_subject_url:
             try:
-                fetched[name] = fetch_subject_schema(stream.schema_registry_subject_url, timeout_s)
+                fetched[name] = fetch_subject_schema(stream.schema_registry_subject_url, timeout_s,
+                                                     stream.schema_registry_settings)
             except SchemaFetchError as exc:
                 raise SchemaFetchError(f"Stream {name}: {exc}") from None
     return fetched
@@ -50,6 +51,8 @@ def fetch_subject_schema(url: str, timeout_s: float = 10.0, client_config: Mappi
     if parts is None:
         raise SchemaFetchError(f"{shown} is not a subject version URL (http://<registry>/subjects/<subject>/versions/latest)")
     base, subject, version = parts
+    if client_config and "basic.auth.user.info" in client_config:
+        base = public_url(base)  # the credentials are in the settings (config.connections), not twice
     try:
         with SchemaRegistryClient({"url": base, "timeout": timeout_s, "max.retries": 0, **(client_config or {})}) as client:
             registered = (

@@ -208,5 +208,5 @@ def output_sink(output: StreamSpec, processor: str):
     if output.protocol == "rabbitmq":
         from connectors.rabbitmq import RabbitMQSink  # pika loads only when an output is RabbitMQ
 
-        return RabbitMQSink(output.servers, output.topic, processor=processor)
+        return RabbitMQSink(output.servers, output.topic, processor=processor, tls=output.tls)
     return KafkaOutSink(output.servers, output.kafka_properties)

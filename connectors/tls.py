@@ -1,0 +1,121 @@
+"""TLS for the clients the package opens itself: RabbitMQ (pika), the UDF's
+gRPC channel, the schema registry's HTTP client.
+
+One `config.pipeline.TlsSettings` becomes what each library takes (an
+`ssl.SSLContext`, gRPC channel credentials, confluent-kafka's `ssl.*`
+settings), and a TLS failure is told apart from a broker that is merely
+down: an untrusted certificate, a host name the certificate does not carry,
+a client certificate the server refuses, or a server that does not speak
+TLS on that port are configuration errors, which no retry will mend.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Iterator
+
+from config.pipeline import TlsSettings
+from runtime.logs import FatalError
+
+
+class TlsConfigError(FatalError):
+    """TLS material that cannot be used, or a handshake the server or the client refused."""
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise TlsConfigError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A client context: the given CA (else the system's), the client
+    certificate when there is one, TLS 1.2 at least, the host name checked
+    unless switched off."""
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file, cadata=tls.ca_pem)
+    except FileNotFoundError:
+        raise TlsConfigError(f"cannot read the CA file {tls.ca_file}: no such file") from None
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise TlsConfigError(f"the CA {'file ' + tls.ca_file if tls.ca_file else 'certificates'} cannot be used: {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = tls.check_hostname
+    if tls.cert_file:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file, tls.key_password)
+        except FileNotFoundError:
+            raise TlsConfigError(f"cannot read the client certificate {tls.cert_file} or its key {tls.key_file}") from None
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise TlsConfigError(f"the client certificate {tls.cert_file} with key {tls.key_file} cannot be used "
+                                 f"(a wrong key password, or a key of another certificate): {exc}") from None
+    return context
+
+
+def private_key_pem(path: str, password: str | None) -> bytes:
+    """The key as unencrypted PEM (gRPC takes no key password)."""
+    data = _read(path, "private key")
+    if password is None and b"ENCRYPTED" not in data:
+        return data
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(data, password.encode() if password else None)
+    except (ValueError, TypeError) as exc:
+        raise TlsConfigError(f"the private key {path} cannot be read (a wrong or missing password?): {exc}") from None
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def grpc_credentials(tls: TlsSettings) -> Any:
+    """gRPC channel credentials: root CAs (else gRPC's own roots), the client certificate for mutual TLS."""
+    import grpc
+
+    roots = tls.ca_pem.encode() if tls.ca_pem else _read(tls.ca_file, "CA file") if tls.ca_file else None
+    chain = _read(tls.cert_file, "client certificate") if tls.cert_file else None
+    key = private_key_pem(tls.key_file, tls.key_password) if tls.key_file else None
+    return grpc.ssl_channel_credentials(root_certificates=roots, private_key=key, certificate_chain=chain)
+
+
+# --- what went wrong -------------------------------------------------------------
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it carries: causes, contexts, and the ones
+    client libraries keep in `args` or an `exception` attribute (pika, httpx)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [getattr(current, "exception", None), current.__cause__, current.__context__,
+                 *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))]
+        pending.extend(e for e in inner if isinstance(e, BaseException))
+
+
+REFUSED_CLIENT = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN", "HANDSHAKE_FAILURE",
+                  "ACCESS_DENIED", "DECRYPT_ERROR")
+NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why a TLS handshake failed, in words, when that is what happened; else None."""
+    for inner in _chain(exc):
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            detail = inner.verify_message or inner.reason or str(inner)
+            if "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
+                return f"the server's certificate is not for this host name ({detail})"
+            return (f"the server's certificate is not trusted ({detail}): give the CA that signed it "
+                    "(ssl.ca.location), or check the address")
+        if isinstance(inner, ssl.SSLError):
+            reason = (inner.reason or "").upper()
+            if any(word in reason for word in REFUSED_CLIENT):
+                return (f"the server refused the TLS handshake ({inner.reason}): it wants a client certificate "
+                        "it trusts (ssl.certificate.location, ssl.key.location)")
+            if any(word in reason for word in NOT_TLS):
+                return f"the server does not speak TLS on this port ({inner.reason}): is it a plaintext port?"
+            return f"the TLS handshake failed ({inner.reason or inner})"
+        if isinstance(inner, TlsConfigError):
+            return str(inner)
+    return None

@@ -39,6 +39,7 @@ from config.loader import FieldPath, LoadedResource
 from config.pipeline import LOCAL_RABBITMQ, StreamSpec, TlsSettings, UdfProcessor, frozen_map
 from config.resources import ClusterStream, Stream
 from runtime import redact
+from runtime.settings import UDF_TLS_VARIABLES, udf_tls_environment
 
 Report = Callable[[str, FieldPath], None]
 EnvReport = Callable[[str, str], None]  # (message, variable)
@@ -358,13 +359,6 @@ UDF_TLS_ATTRIBUTES = {
     "srp.grpc.tls.keyFile": "ssl.key.location",
     "srp.grpc.tls.serverName": "server.name",
 }
-UDF_TLS_ENV = {
-    "IOT_UDF_TLS": "enabled",
-    "IOT_UDF_TLS_CA": "ssl.ca.location",
-    "IOT_UDF_TLS_CERT": "ssl.certificate.location",
-    "IOT_UDF_TLS_KEY": "ssl.key.location",
-    "IOT_UDF_TLS_SERVER_NAME": "server.name",
-}
 
 
 UDF_TLS_GROUPS = (("enabled",), ("ssl.ca.location",), ("ssl.certificate.location", "ssl.key.location"), ("server.name",))
@@ -379,7 +373,7 @@ def udf_tls(attributes: Mapping[str, str], env: Mapping[str, str], report: Repor
                    ("spec", "attributes", key))
     sources = (
         (attributes, UDF_TLS_ATTRIBUTES, lambda message, name: report(message, ("spec", "attributes", name))),
-        (env, UDF_TLS_ENV, report_env),
+        (udf_tls_environment(env), UDF_TLS_VARIABLES, report_env),
     )
     chosen: dict[str, str] = {}
     for group in UDF_TLS_GROUPS:

@@ -1,5 +1,6 @@
 """Start-up I/O, done once before the dataflow is built: wait for the brokers,
-create the topics and declare the exchanges that `config.needs` lists.
+create the topics and declare the exchanges that `config.needs` lists, and
+try the UDF channels.
 
 A Kafka cluster that does not answer within the timeout is a
 `BrokerUnavailable` error; a RabbitMQ that refuses the credentials, the
@@ -11,11 +12,17 @@ sink waits for it).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Iterable
 
 from config.needs import Needs
 from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
+if TYPE_CHECKING:
+    from connectors.udf_client import UdfSettings
+
 log = logging.getLogger(__name__)
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 RABBITMQ_PREFLIGHT_TIMEOUT_S = 3.0
 
@@ -37,3 +44,19 @@ def prepare(needs: Needs, connect_timeout_s: float) -> None:
                 log.warning("%s; the pipeline starts anyway and waits for it", exc)
             finally:
                 publisher.close()
+
+
+def check_udf_channels(channels: Iterable[UdfSettings]) -> None:
+    """Try each UDF channel once (`connectors.udf_client.check_udf`): a TLS
+    mismatch stops the start with a clear UdfConfigError; a UDF that is not up
+    yet is waited for by its stage. Plaintext to another host is allowed,
+    with a warning."""
+    from connectors.udf_client import check_udf  # gRPC loads only when a UDF stage runs
+
+    for settings in channels:
+        host = settings.address.rpartition(":")[0].strip("[]")
+        if settings.tls is None and host not in LOOPBACK:
+            log.warning("%s: calling the UDF at %s in plaintext; set srp.grpc.tls.* (or IOT_UDF_TLS_*) to encrypt it",
+                        settings.name, settings.address)
+        if not check_udf(settings):
+            log.info("%s: the UDF at %s does not answer yet; calls wait for it", settings.name, settings.address)

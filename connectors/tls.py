@@ -11,6 +11,7 @@ TLS on that port are configuration errors, which no retry will mend.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any, Iterator
@@ -106,16 +107,49 @@ def tls_failure(exc: BaseException) -> str | None:
             detail = inner.verify_message or inner.reason or str(inner)
             if "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
                 return f"the server's certificate is not for this host name ({detail})"
-            return (f"the server's certificate is not trusted ({detail}): give the CA that signed it "
-                    "(ssl.ca.location), or check the address")
+            return f"the server's certificate is not trusted ({detail}): give the CA that signed it, or check the address"
         if isinstance(inner, ssl.SSLError):
             reason = (inner.reason or "").upper()
             if any(word in reason for word in REFUSED_CLIENT):
-                return (f"the server refused the TLS handshake ({inner.reason}): it wants a client certificate "
-                        "it trusts (ssl.certificate.location, ssl.key.location)")
+                return f"the server refused the TLS handshake ({inner.reason}): it wants a client certificate it trusts"
             if any(word in reason for word in NOT_TLS):
                 return f"the server does not speak TLS on this port ({inner.reason}): is it a plaintext port?"
             return f"the TLS handshake failed ({inner.reason or inner})"
         if isinstance(inner, TlsConfigError):
             return str(inner)
+    return None
+
+
+def probe(host: str, port: int, tls: TlsSettings | None, *, alpn: tuple[str, ...] = (), timeout_s: float = 3.0) -> str | None:
+    """Why a TLS connection to host:port fails, from a handshake done here
+    with the same settings (and a read, since a server refuses a missing
+    client certificate only after a TLS 1.3 handshake); None when it works
+    or the server cannot be reached at all (down is not a configuration
+    error). With `tls=None` (a plaintext client) it says whether the
+    server wants TLS."""
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError:
+        return None
+    with raw:
+        context = ssl_context(tls) if tls is not None else ssl.create_default_context()
+        if tls is None:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if alpn:
+            context.set_alpn_protocols(list(alpn))
+        try:
+            with context.wrap_socket(raw, server_hostname=(tls.server_name if tls else None) or host) as wrapped:
+                if tls is None:
+                    return "the server speaks TLS, but the client is set for plaintext"
+                wrapped.settimeout(0.5)
+                try:
+                    first = wrapped.recv(1)  # a refused client certificate arrives here, as an alert or a close
+                except (socket.timeout, TimeoutError, ssl.SSLWantReadError):
+                    return None
+                if not first:
+                    return ("the server closed the connection right after the TLS handshake: it "
+                            + ("does not trust the client certificate" if tls.cert_file
+                               else "wants a client certificate (mutual TLS)"))
+        except (ssl.SSLError, OSError) as exc:
+            return None if tls is None else tls_failure(exc)
     return None

@@ -56,11 +56,11 @@ def start_up_errors() -> tuple[type[Exception], ...]:
     from config import ConfigError
     from config.sql import SqlError
     from connectors.kafka_admin import BrokerUnavailable
-    from connectors.rabbitmq_errors import RabbitMQConfigError
     from connectors.schema_registry import SchemaFetchError
+    from runtime.logs import FatalError  # RabbitMQConfigError, UdfConfigError, SchemaRegistryConfigError, TLS
     from runtime.settings import SettingsError
 
-    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, RabbitMQConfigError, SchemaFetchError)
+    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, FatalError, SchemaFetchError)
 
 
 def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunOptions]:
@@ -69,9 +69,9 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     from config import load_pipeline
     from config.needs import needs_of
     from config.resolve import with_registry_schemas
-    from connectors.preflight import prepare
+    from connectors.preflight import check_udf_channels, prepare
     from connectors.schema_registry import fetch_registry_schemas
-    from dataflows.wiring import selected_udf_processors
+    from dataflows.wiring import selected_udf_processors, udf_settings
     from runtime.logs import configure_logging
     from runtime.settings import RunOptions
 
@@ -81,7 +81,9 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     # Streams whose schema is a registry subject get their columns now, before the SQL is checked against them.
     pipeline = with_registry_schemas(pipeline, fetch_registry_schemas(pipeline, options.connect_timeout_s))
     plans = compile_plans(pipeline, options)
-    prepare(needs_of(pipeline, plans.values(), selected_udf_processors(pipeline, options)), options.connect_timeout_s)
+    udf_processors = selected_udf_processors(pipeline, options)
+    prepare(needs_of(pipeline, plans.values(), udf_processors), options.connect_timeout_s)
+    check_udf_channels(s for p in udf_processors if (s := udf_settings(p, options)) is not None)
     return pipeline, plans, options
 
 

@@ -187,16 +187,27 @@ class Bindings:
         return read_directory(found[0].name, found[0]) if len(found) == 1 else None
 
 
-def from_file_variable(env: Mapping[str, str], variable: str, report_env: Callable[[str, str], None]) -> str | None:
-    """The value of `<variable>`, or of the file `<variable>_FILE` names (the file wins)."""
-    path = env.get(f"{variable}_FILE")
-    if path:
+# Variables that may instead be given as `<NAME>_FILE`, the path of a file
+# holding the value (a mounted Secret), so that the value is in no
+# environment listing.
+FILE_VARIABLES = (
+    "RABBITMQ_URL", "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "RABBITMQ_SSL_KEY_PASSWORD",
+    "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD",
+    "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "SCHEMA_REGISTRY_SSL_KEY_PASSWORD",
+)
+
+
+def expand_file_variables(env: Mapping[str, str], report_env: Callable[[str, str], None]) -> Mapping[str, str]:
+    """The environment with each `<NAME>_FILE` of FILE_VARIABLES read into
+    `<NAME>` (the file wins over the variable itself); a file that cannot
+    be read is reported, naming the variable and the path."""
+    read: dict[str, str] = {}
+    for variable in FILE_VARIABLES:
+        path = env.get(f"{variable}_FILE")
+        if not path:
+            continue
         try:
-            return read_secret_file(path, f"{variable}_FILE")
+            read[variable] = read_secret_file(path, f"{variable}_FILE")
         except ValueError as exc:
             report_env(str(exc), f"{variable}_FILE")
-            return None
-    value = env.get(variable)
-    if value and redact.is_secret_key(variable):
-        redact.remember(value)
-    return value or None
+    return {**env, **read} if read else env

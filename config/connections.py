@@ -6,8 +6,8 @@ Each setting is taken from the most specific place that gives it:
 - RabbitMQ: the Stream's `binding`, the Stream's `spec.attributes`, its
   ClusterStream's `storage.server.binding`, the ClusterStream's
   `storage.server.url` and `storage.attributes`, the environment
-  (`RABBITMQ_URL`, `RABBITMQ_USERNAME`, `RABBITMQ_PASSWORD`, each also as a
-  `*_FILE`, `RABBITMQ_SSL_*`), the one binding of type `rabbitmq` under
+  (`RABBITMQ_URL`, `RABBITMQ_USERNAME`, `RABBITMQ_PASSWORD`, `RABBITMQ_SSL_*`;
+  see `config.bindings.FILE_VARIABLES` for the `*_FILE` forms), the one binding of type `rabbitmq` under
   `$SERVICE_BINDING_ROOT`, the local stack. The address, the user name and
   password (a pair: from the first place that gives a password), the CA, the
   client certificate and the host name check are each decided on their own.
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from config.bindings import Binding, Bindings, from_file_variable
+from config.bindings import Binding, Bindings
 from config.errors import Problem
 from config.loader import FieldPath, LoadedResource
 from config.pipeline import LOCAL_RABBITMQ, StreamSpec, TlsSettings, UdfProcessor, frozen_map
@@ -154,8 +154,9 @@ def amqp_layer_of_binding(binding: Binding, report: Report, path: FieldPath) -> 
                f"mount the Secret as a binding directory ($SERVICE_BINDING_ROOT/{binding.name})", path)
     url = binding.get(*URI_ENTRIES)
     if url is None and binding.get("host"):
-        secure = (binding.get("ssl", "tls") or "").strip().lower() in TRUE or bool(tls)
         port = binding.get("port")
+        # 5671 is AMQP over TLS by IANA's and RabbitMQ's convention
+        secure = (binding.get("ssl", "tls") or "").strip().lower() in TRUE or bool(tls) or (port or "").strip() == "5671"
         vhost = binding.get(*VHOST_ENTRIES)
         url = (f"{'amqps' if secure else 'amqp'}://{binding.get('host')}{':' + port.strip() if port else ''}"
                f"/{quote(vhost, safe='') if vhost else '%2F'}")
@@ -185,8 +186,8 @@ def rabbitmq_environment(env: Mapping[str, str], report_env: EnvReport, bindings
         message, next(v for v, k in RABBITMQ_ENV_TLS.items() if k == missing)))
     url = env.get("RABBITMQ_URL")
     layers = [AmqpLayer("the environment", normalise_amqp_url(url) if url else None,
-                        from_file_variable(env, "RABBITMQ_USERNAME", report_env),
-                        from_file_variable(env, "RABBITMQ_PASSWORD", report_env), tls, from_resources=False)]
+                        env.get("RABBITMQ_USERNAME") or None, env.get("RABBITMQ_PASSWORD") or None, tls,
+                        from_resources=False)]
     discovered = bindings.discover("rabbitmq")
     if discovered is not None:
         ignore: Report = lambda message, path: None  # noqa: E731 - a discovered binding is only a fallback
@@ -298,7 +299,7 @@ def registry_settings(
     from_env: set[str] = set()
     for variable, setting in REGISTRY_ENV.items():
         if setting not in given:
-            value = from_file_variable(env, variable, report_env)
+            value = env.get(variable)
             if value:
                 given[setting] = (variable, value)
                 from_env.add(setting)
@@ -446,6 +447,7 @@ class Connections:
     def __init__(self, loaded: Sequence[LoadedResource], env: Mapping[str, str], problems: list[Problem]) -> None:
         self.env = env
         self.problems = problems
+        redact.remember_environment(env)
         self.bindings = Bindings(loaded, env)
         self.clusters = {item.name: item for item in loaded if isinstance(item.resource, ClusterStream)}
         self._environment: list[AmqpLayer] | None = None

@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence, get_args
 
 from config import kafka_security
+from config.bindings import expand_file_variables
 from config.connections import Connections
 from config.errors import Problem, raise_if_any
 from config.loader import FieldPath, LoadedResource, Origin, of_kind
@@ -113,6 +114,7 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
     env = os.environ if env is None else env
     loaded = list(loaded)
     problems = _Problems()
+    env = expand_file_variables(env, lambda message, variable: problems.items.append(Problem("environment", message)))
     clusters = {item.name: item.resource for item in of_kind(loaded, ClusterStream)}
     declared = {item.name for item in of_kind(loaded, Stream)}
     streams: dict[str, StreamSpec] = {}

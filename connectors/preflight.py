@@ -1,6 +1,7 @@
 """Start-up I/O, done once before the dataflow is built: wait for the brokers,
 create the topics and declare the exchanges that `config.needs` lists, and
-try the UDF channels.
+try the UDF channels and the input streams' schema registries, so that
+credentials or TLS settings they refuse stop the start in one line.
 
 A Kafka cluster that does not answer within the timeout is a
 `BrokerUnavailable` error; a RabbitMQ that refuses the credentials, the
@@ -18,6 +19,7 @@ from config.needs import Needs
 from connectors.kafka_admin import ensure_topics, wait_for_kafka
 
 if TYPE_CHECKING:
+    from config.pipeline import StreamSpec
     from connectors.udf_client import UdfSettings
 
 log = logging.getLogger(__name__)
@@ -60,3 +62,19 @@ def check_udf_channels(channels: Iterable[UdfSettings]) -> None:
                         settings.name, settings.address)
         if not check_udf(settings):
             log.info("%s: the UDF at %s does not answer yet; calls wait for it", settings.name, settings.address)
+
+
+def check_schema_registries(sources: Iterable[StreamSpec]) -> None:
+    """Ask each schema registry the Avro inputs use, once: refused credentials
+    or a failed TLS handshake raise SchemaRegistryConfigError; a registry that
+    does not answer is left to the lookups, which retry."""
+    from engine.serde.registry import check_registry
+
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for stream in sources:
+        if stream.value_format != "avro-confluent" or not stream.schema_registry_url:
+            continue
+        key = (stream.schema_registry_url, tuple(sorted(stream.schema_registry_settings.items())))
+        if key not in seen:
+            seen.add(key)
+            check_registry(stream.schema_registry_url, stream.schema_registry_settings)

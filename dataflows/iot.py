@@ -67,9 +67,9 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     """Steps 1-3: settings, the pipeline and its plans, the preflight. Raises
     one of `start_up_errors()` for what the user must fix."""
     from config import load_pipeline
-    from config.needs import needs_of
+    from config.needs import needs_of, plan_sources
     from config.resolve import with_registry_schemas
-    from connectors.preflight import check_udf_channels, prepare
+    from connectors.preflight import check_schema_registries, check_udf_channels, prepare
     from connectors.schema_registry import fetch_registry_schemas
     from dataflows.wiring import selected_udf_processors, udf_settings
     from runtime.logs import configure_logging
@@ -83,6 +83,7 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     plans = compile_plans(pipeline, options)
     udf_processors = selected_udf_processors(pipeline, options)
     prepare(needs_of(pipeline, plans.values(), udf_processors), options.connect_timeout_s)
+    check_schema_registries(pipeline.stream(name) for plan in plans.values() for name in plan_sources(plan))
     check_udf_channels(s for p in udf_processors if (s := udf_settings(p, options)) is not None)
     return pipeline, plans, options
 

@@ -65,7 +65,11 @@ def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType
         sys.__excepthook__(kind, exc, tb)  # writes to sys.stderr, which redacts
         return
     print(f"iot-monitoring: {fatal}", file=sys.stderr)
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(FATAL_EXIT_CODE)  # the interpreter is exiting on this error anyway; say so with the usual code
 
 

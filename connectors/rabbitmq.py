@@ -55,7 +55,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config.pipeline import TlsSettings, public_url
 from connectors.rabbitmq_errors import RabbitMQConfigError
-from connectors.tls import TlsConfigError, ssl_context, tls_failure
+from connectors.tls import CLOSED_MESSAGE, TlsConfigError, closed_during_tls, ssl_context, tls_failure
 from engine.amqp_checks import encoding_problem
 from engine.records import AmqpMessage, stable_message_id
 from runtime.metrics import RABBITMQ_PUBLISHED, RABBITMQ_REJECTED, RABBITMQ_UNROUTABLE
@@ -176,7 +176,7 @@ class RabbitPublisher:
             return
         started = last_log = time.monotonic()
         backoff = self.initial_backoff_s
-        attempts = 0
+        attempts = closed_in_tls = 0
         while True:
             attempts += 1
             try:
@@ -192,6 +192,9 @@ class RabbitPublisher:
                     ) from None
                 if (problem := tls_failure(exc)) is not None:
                     raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(self.params)}: {problem}") from None
+                closed_in_tls = closed_in_tls + 1 if closed_during_tls(exc) else 0
+                if closed_in_tls >= 2:
+                    raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(self.params)}: {CLOSED_MESSAGE}") from None
                 now = time.monotonic()
                 waited = now - started
                 if self.connect_timeout_s is not None and waited >= self.connect_timeout_s:

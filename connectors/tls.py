@@ -11,6 +11,7 @@ TLS on that port are configuration errors, which no retry will mend.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from pathlib import Path
@@ -100,6 +101,18 @@ REFUSED_CLIENT = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERT
 NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
 
 
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+
+
+def _ssl_reason(exc: BaseException) -> str | None:
+    """The OpenSSL reason of an `ssl.SSLError`, or one a library kept only as text
+    (pika turns the socket's error into a string inside its own)."""
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    found = _SSL_REASON.search(str(exc))
+    return found.group(1) if found else None
+
+
 def tls_failure(exc: BaseException) -> str | None:
     """Why a TLS handshake failed, in words, when that is what happened; else None."""
     for inner in _chain(exc):
@@ -108,15 +121,20 @@ def tls_failure(exc: BaseException) -> str | None:
             if "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
                 return f"the server's certificate is not for this host name ({detail})"
             return f"the server's certificate is not trusted ({detail}): give the CA that signed it, or check the address"
-        if isinstance(inner, ssl.SSLError):
-            reason = (inner.reason or "").upper()
-            if any(word in reason for word in REFUSED_CLIENT):
-                return f"the server refused the TLS handshake ({inner.reason}): it wants a client certificate it trusts"
-            if any(word in reason for word in NOT_TLS):
-                return f"the server does not speak TLS on this port ({inner.reason}): is it a plaintext port?"
-            return f"the TLS handshake failed ({inner.reason or inner})"
         if isinstance(inner, TlsConfigError):
             return str(inner)
+        reason = _ssl_reason(inner)
+        if reason is None or isinstance(inner, ssl.SSLEOFError):
+            continue
+        upper = reason.upper()
+        if "CERTIFICATE_VERIFY_FAILED" in upper:
+            return f"the server's certificate is not trusted ({reason}): give the CA that signed it, or check the address"
+        if any(word in upper for word in REFUSED_CLIENT):
+            return f"the server refused the TLS handshake ({reason}): it wants a client certificate it trusts"
+        if any(word in upper for word in NOT_TLS):
+            return f"the server does not speak TLS on this port ({reason}): is it a plaintext port?"
+        if isinstance(inner, ssl.SSLError):
+            return f"the TLS handshake failed ({reason})"
     return None
 
 
@@ -153,3 +171,19 @@ def probe(host: str, port: int, tls: TlsSettings | None, *, alpn: tuple[str, ...
         except (ssl.SSLError, OSError) as exc:
             return None if tls is None else tls_failure(exc)
     return None
+
+
+CLOSED_IN_HANDSHAKE = ("SSLEOFError", "EOF occurred in violation of protocol", "UNEXPECTED_EOF")
+
+
+def closed_during_tls(exc: BaseException) -> bool:
+    """Whether the server hung up inside the TLS exchange: what a server that
+    refuses the client's certificate (or wants one) does after a TLS 1.3
+    handshake, and also what a server going down at that moment looks like;
+    callers treat it as a refusal only when it happens again."""
+    return any(isinstance(inner, ssl.SSLEOFError) or any(w in str(inner) for w in CLOSED_IN_HANDSHAKE)
+               for inner in _chain(exc))
+
+
+CLOSED_MESSAGE = ("the server closed the connection during the TLS handshake, twice: it wants a client "
+                  "certificate it trusts")

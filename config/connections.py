@@ -436,7 +436,12 @@ def kafka_binding_properties(binding: Binding, report: Report, path: FieldPath) 
 
 @dataclass(frozen=True)
 class KafkaBinding:
+    """A Kafka stream's binding: the one it names (`properties`, above its
+    ClusterStream's settings), else the one of type kafka found under
+    `$SERVICE_BINDING_ROOT` (`fallback`, below the environment's)."""
+
     properties: Mapping[str, str] = field(default_factory=dict)
+    fallback: Mapping[str, str] = field(default_factory=dict)
     servers: str | None = None  # bootstrap servers, when nothing more specific gives them
     where: str | None = None
 
@@ -468,7 +473,10 @@ class Connections:
         if spec.protocol == "rabbitmq":
             spec = self._rabbitmq(spec, resource, report)
         elif bound is not None and bound.where:
-            spec = dataclasses.replace(spec, servers=bound.servers or spec.servers, credentials_from=bound.where)
+            given = {**bound.fallback, **bound.properties}
+            used = any(spec.kafka_properties.get(k) == v for k, v in given.items() if k.startswith(("sasl.", "ssl.")))
+            spec = dataclasses.replace(spec, servers=bound.servers or spec.servers,
+                                       credentials_from=bound.where if used else spec.credentials_from)
         if spec.schema_registry_url:
             option_base = ("spec", "dataSchemaContext", "options")
             url, settings = registry_settings(
@@ -527,11 +535,25 @@ class Connections:
             server = storage.first_server if storage else None
             if not binding_name and server is not None and server.binding:
                 binding_name, path, where = server.binding, ("spec", "storage", "server", "binding"), self._reporter(cluster_item)
-        found = self.bindings.find(binding_name, where, path) if binding_name else None
+        has_url = server is not None and bool(server.url)
+        if not binding_name:
+            discovered = self._discovered_kafka()
+            if discovered is None:
+                return KafkaBinding()
+            servers, props = kafka_binding_properties(discovered, lambda message, path: None, ())
+            from_env = bool(self.env.get("KAFKA_BOOTSTRAP_SERVERS"))
+            return KafkaBinding(fallback=props, servers=None if has_url or from_env else servers,
+                                where=f"binding {discovered.name} ({discovered.origin})")
+        found = self.bindings.find(binding_name, where, path)
         if found is None:
             return KafkaBinding()
         servers, props = kafka_binding_properties(found, where, path)
-        return KafkaBinding(props, None if server is not None and server.url else servers, f"binding {found.name} ({found.origin})")
+        return KafkaBinding(props, servers=None if has_url else servers, where=f"binding {found.name} ({found.origin})")
+
+    def _discovered_kafka(self) -> Binding | None:
+        if not hasattr(self, "_kafka_discovered"):
+            self._kafka_discovered = self.bindings.discover("kafka")
+        return self._kafka_discovered
 
     def _reporter(self, item: LoadedResource) -> Report:
         return lambda message, path: self.problems.append(item.origin.problem(message, path))

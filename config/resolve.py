@@ -125,7 +125,7 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
         if spec is not None:
             report = problems.at(item.origin)
             bound = connections.kafka_binding(item, report)
-            spec = security.apply(spec, item, report, bound.properties)
+            spec = security.apply(spec, item, report, bound.properties, bound.fallback)
             streams[item.name] = connections.apply(spec, item, report, bound)
 
     queries: list[QueryProcessor] = []
@@ -276,10 +276,10 @@ class _SecurityLayers:
         return cls(clusters, kafka_security.from_environment(env, env_problem))
 
     def apply(self, spec: StreamSpec, item: LoadedResource, report: Reporter,
-              bound: Mapping[str, str] | None = None) -> StreamSpec:
+              bound: Mapping[str, str] | None = None, fallback: Mapping[str, str] | None = None) -> StreamSpec:
         """The stream with its Kafka properties in librdkafka's names, the
         security settings layered: the Stream's, its binding's (`bound`), its
-        ClusterStream's, the environment's."""
+        ClusterStream's, the environment's, a binding found by type (`fallback`)."""
         if spec.protocol != "kafka":
             return spec
         own = kafka_security.translate(
@@ -290,7 +290,8 @@ class _SecurityLayers:
         cluster = self.clusters.get(storage.cluster_stream, {}) if storage and storage.cluster_stream else {}
         others = {k: v for k, v in spec.kafka_properties.items() if not kafka_security.is_security_key(k)}
         binding = kafka_security.translate(bound or {}, lambda message, key: report(f"the binding's {key}: {message}", ("spec", "binding")))
-        layered = kafka_security.layered([own, binding, cluster, self.env])
+        found = kafka_security.translate(fallback or {}, lambda message, key: None)  # a fallback's mistakes are not the YAML's
+        layered = kafka_security.layered([own, binding, cluster, self.env, found])
         return dataclasses.replace(spec, kafka_properties=frozen_map({**others, **layered}))
 
 

@@ -331,3 +331,19 @@ def test_validate_shows_where_credentials_come_from_but_not_them(tmp_path: Path)
     assert "tls          system CAs" in text
     for form in (PASSWORD, "p%40ss", "w0rd"):
         assert form not in text
+
+
+def test_the_one_binding_of_type_kafka_fills_what_the_environment_leaves_out(tmp_path: Path) -> None:
+    folder = tmp_path / "bindings" / "kafka"
+    folder.mkdir(parents=True)
+    for name, value in {"type": "kafka", "bootstrap-servers": "k:9093", "security.protocol": "SASL_SSL",
+                        "sasl.mechanism": "PLAIN", "username": "found", "password": "found-secret"}.items():
+        (folder / name).write_text(value + "\n")
+    env = {"SERVICE_BINDING_ROOT": str(tmp_path / "bindings")}
+    spec = load(tmp_path, pipeline_yaml(), env).stream("counts")
+    assert spec.servers == "k:9093"
+    assert (spec.kafka_properties["sasl.username"], spec.kafka_properties["sasl.password"]) == ("found", "found-secret")
+    assert spec.credentials_from == f"binding kafka (directory {folder})"
+    spec = load(tmp_path, pipeline_yaml(), {**env, "KAFKA_BOOTSTRAP_SERVERS": "e:9092", "KAFKA_SASL_USERNAME": "env",
+                                            "KAFKA_SASL_PASSWORD": "env-secret"}).stream("counts")
+    assert spec.servers == "e:9092" and spec.kafka_properties["sasl.password"] == "env-secret"

@@ -8,12 +8,9 @@ never a dead letter."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +21,7 @@ from config.pipeline import SchemaField, StreamSpec, frozen_map
 from engine.serde import make_decoder
 from engine.serde.registry import SchemaRegistryConfigError, SchemaRegistryUnavailable, check_registry, registry_client
 from tests.support.ports import free_port
+from tests.support.registry import RegistryState, running_registry
 from tests.support.tls import TestCA
 
 USER, PASSWORD = "reader", "r3gistry-secret"
@@ -31,45 +29,10 @@ SCHEMA = {"type": "record", "name": "E", "fields": [{"name": "code", "type": "st
 SCHEMA_ID = 7
 
 
-class Registry(BaseHTTPRequestHandler):
-    """Answers `GET /schemas/ids/7`; every request needs the basic-auth credentials."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        if self.headers.get("Authorization") != expected:
-            return self._reply(401, {"error_code": 401, "message": "Unauthorized"})
-        if self.path.rstrip("/").split("?")[0] == f"/schemas/ids/{SCHEMA_ID}":
-            return self._reply(200, {"schema": json.dumps(SCHEMA)})
-        return self._reply(404, {"error_code": 40403, "message": "Schema not found"})
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-
-def serve(context: ssl.SSLContext | None = None) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Registry)
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"{'https' if context else 'http'}://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def registry() -> Iterator[str]:
-    yield from serve()
+    with running_registry(RegistryState(USER, PASSWORD, {SCHEMA_ID: json.dumps(SCHEMA)})) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +45,8 @@ def tls_registry(ca: TestCA) -> Iterator[str]:
     issued = ca.issue("registry", server=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(issued.cert, issued.key)
-    yield from serve(context)
+    with running_registry(RegistryState(USER, PASSWORD, {SCHEMA_ID: json.dumps(SCHEMA)}), context) as url:
+        yield url
 
 
 def good(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -99,6 +63,15 @@ def stream(url: str, settings: dict[str, str]) -> StreamSpec:
     return StreamSpec(name="events", topic="events", protocol="kafka", servers="unused:9092", value_format="avro-confluent",
                       fields=(SchemaField("code", "string"),), avro_schema_json=json.dumps(SCHEMA),
                       schema_registry_url=url, schema_registry_settings=frozen_map(settings))
+
+
+def test_credentials_revoked_after_the_start_up_probe_stop_the_first_lookup() -> None:
+    state = RegistryState(USER, PASSWORD, {SCHEMA_ID: json.dumps(SCHEMA)}, revoke_after_probe=True)
+    with running_registry(state) as url:
+        assert check_registry(url, good()) is True
+        with pytest.raises(SchemaRegistryConfigError, match="refused the credentials"):
+            make_decoder(stream(url, good())).decode([framed({"code": "C1"})])
+    assert state.asked == ["/schemas/ids/0", f"/schemas/ids/{SCHEMA_ID}"]
 
 
 def test_the_right_credentials_fetch_the_writer_schema(registry: str) -> None:

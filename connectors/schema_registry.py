@@ -62,8 +62,15 @@ def fetch_subject_schema(url: str, timeout_s: float = 10.0, client_config: Mappi
         if exc.http_status_code == 404:
             what = "subject" if exc.error_code == 40401 else "version" if exc.error_code == 40402 else "subject or version"
             raise SchemaFetchError(f"{shown}: the registry has no such {what} ({exc.error_message})") from None
+        if exc.http_status_code in (401, 403):
+            raise SchemaFetchError(f"{shown}: the registry {'refused the credentials' if exc.http_status_code == 401 else 'denied access'}"
+                                   f" (HTTP {exc.http_status_code}): check basic-auth.user-info") from None
         raise SchemaFetchError(f"{shown}: the registry answered HTTP {exc.http_status_code}: {exc.error_message}") from None
-    except Exception as exc:  # transport errors (httpx): the registry is down or unreachable
+    except Exception as exc:  # transport errors (httpx): the registry is down or unreachable, or TLS failed
+        from connectors.tls import tls_failure
+
+        if (problem := tls_failure(exc)) is not None:
+            raise SchemaFetchError(f"the schema registry at {public_url(base)}: {problem}") from None
         reason = str(exc) or type(exc).__name__
         raise SchemaFetchError(
             f"the schema registry at {public_url(base)} did not answer within {timeout_s:g} s or is unreachable ({reason})"

@@ -17,21 +17,18 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import orjson
-import pika
 import pytest
 
 from config import load_pipeline
 from config.pipeline import TlsSettings
-from connectors.rabbitmq import connection_parameters
 from tests.integration.udf_servers import free_port, python_script_udf, running
+from tests.support.amqp import bound_queue, drain
 from tests.support.kafka_io import produce, read_all
-from tests.support.pipeline import REPO, run_dataflow, seed_pipeline, start_dataflow
+from tests.support.pipeline import REPO, run_dataflow, scrape, seed_pipeline, start_dataflow
 from tests.support.registry import RegistryState, running_registry
 
 pytestmark = pytest.mark.broker
@@ -174,18 +171,6 @@ def test_validate_and_failed_starts_show_no_secret(tmp_path: Path, secrets: Secr
     secrets.assert_absent(result.stdout + result.stderr, "a start with a wrong RabbitMQ password")
 
 
-def scrape(url: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_a_run_and_a_crash_show_no_secret(tmp_path: Path, secrets: Secrets, new_secure_topic, new_exchange, monkeypatch) -> None:
     from cli.main import main
 
@@ -194,11 +179,7 @@ def test_a_run_and_a_crash_show_no_secret(tmp_path: Path, secrets: Secrets, new_
     bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
     tls = TlsSettings(ca_file=secrets.ca)
     rabbit_url = f"amqps://iot:{quote(secrets.rabbitmq, safe='')}@127.0.0.1:{secrets.rabbitmq_port}/%2F"
-    connection = pika.BlockingConnection(connection_parameters(rabbit_url, tls))
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange, routing_key="#")
+    connection, channel, queue = bound_queue(rabbit_url, exchange, tls)
 
     first = pipeline_with_secrets(tmp_path, secrets, source, sink, exchange, "http://127.0.0.1:1", secrets.kafka["sasl.password"])
     state = registry_state(first, env)
@@ -228,11 +209,7 @@ def test_a_run_and_a_crash_show_no_secret(tmp_path: Path, secrets: Secrets, new_
     masked = bool(details) and all(d.startswith(b"RuntimeError: cannot call the alerting API with token ***") for d in details)
     assert masked, "the UDF's error is not in the dead letter's headers with its token masked"  # no value shown on failure
     assert "token ***" in (tmp_path / "udf.log").read_text(), "the UDF's log does not show its error with the token masked"
-    alerts = []
-    for method, properties, body in channel.consume(queue, inactivity_timeout=5):
-        if method is None:
-            break
-        alerts.append(body + json.dumps(properties.headers or {}).encode())
+    alerts = [body + json.dumps(properties.headers or {}).encode() for _m, properties, body in drain(channel, queue, 5)]
     connection.close()
     assert alerts, output[-3000:]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import orjson
-import pika
 import pytest
 
 from config.pipeline import TlsSettings
-from connectors.rabbitmq import RabbitMQConfigError, RabbitPublisher, connection_parameters
+from connectors.rabbitmq import RabbitMQConfigError, RabbitPublisher
 from engine.records import AmqpMessage
+from tests.support.amqp import bound_queue, drain
 from tests.support.tls import TestCA
 
 pytestmark = pytest.mark.broker
@@ -32,27 +32,17 @@ def stack_tls(secure_stack) -> dict[str, str]:
             "client_cert": str(cfg.secure.tls.client_cert), "client_key": str(cfg.secure.tls.client_key)}
 
 
-def bound_queue(url: str, tls: TlsSettings, exchange: str):
-    connection = pika.BlockingConnection(connection_parameters(url, tls))
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange, routing_key="#")
-    return connection, channel, queue
-
-
 def test_publishing_over_tls_with_the_stacks_ca_and_a_client_certificate(stack_tls, new_exchange) -> None:
     exchange = new_exchange()
     for tls in (TlsSettings(ca_file=stack_tls["ca"]),
                 TlsSettings(ca_file=stack_tls["ca"], cert_file=stack_tls["client_cert"], key_file=stack_tls["client_key"])):
-        connection, channel, queue = bound_queue(stack_tls["url"], tls, exchange)
+        connection, channel, queue = bound_queue(stack_tls["url"], exchange, tls)
         publisher = RabbitPublisher(stack_tls["url"], exchange, tls=tls, connect_timeout_s=10)
         try:
             publisher.publish_batch([AmqpMessage("C001", b'{"n": 1}', "id-1")])
         finally:
             publisher.close()
-        method, _props, body = next(channel.consume(queue, inactivity_timeout=5))
-        assert method is not None and body == b'{"n": 1}'
+        assert [body for _m, _p, body in drain(channel, queue, 5)] == [b'{"n": 1}']
         connection.close()
 
 
@@ -100,7 +90,7 @@ def test_the_udf_stage_publishes_over_amqps_from_the_environment(tmp_path: Path,
     row = {"window_start": "2024-01-01 10:00:00", "window_end": "2024-01-01 10:01:00", "error_code": "C7", "error_count": 2}
     produce(kafka_bootstrap, counts_topic, [orjson.dumps(row)], key=b'{"error_code":"C7"}')
     tls = TlsSettings(ca_file=stack_tls["ca"])
-    connection, channel, queue = bound_queue(stack_tls["url"], tls, exchange)
+    connection, channel, queue = bound_queue(stack_tls["url"], exchange, tls)
     password_file = tmp_path / "rabbitmq-password"
     password_file.write_text(stack_tls["password"] + "\n")
     pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)
@@ -110,11 +100,7 @@ def test_the_udf_stage_publishes_over_amqps_from_the_environment(tmp_path: Path,
            "RABBITMQ_SSL_CA_LOCATION": stack_tls["ca"]}
     result = run_dataflow(pipeline, kafka_bootstrap, processors="udf", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    bodies = []
-    for method, _props, body in channel.consume(queue, inactivity_timeout=3):
-        if method is None:
-            break
-        bodies.append(body)
+    bodies = [body for _m, _p, body in drain(channel, queue)]
     connection.close()
     assert bodies == [orjson.dumps(row)]
     assert stack_tls["password"] not in result.stdout + result.stderr

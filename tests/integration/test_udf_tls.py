@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-import pika
 import pytest
 
 from config.pipeline import TlsSettings
 from connectors.udf_client import UdfCall, UdfClient, UdfConfigError, UdfReply, UdfSettings, check_udf
+from tests.support.amqp import bound_queue, drain
 from tests.integration.udf_servers import free_port, python_udf, running
 from tests.support.tls import TestCA
 
@@ -108,11 +108,7 @@ def test_the_udf_stage_calls_a_tls_udf(pki: dict[str, Path], tmp_path: Path, kaf
 
     counts_topic, exchange = new_topic(), new_exchange()
     produce(kafka_bootstrap, counts_topic, [orjson.dumps(ROW)], key=b'{"error_code":"C001"}')
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange, routing_key="#")
+    connection, channel, queue = bound_queue(rabbitmq_url, exchange)
 
     attributes = {"srp.grpc.tls.caFile": str(pki["ca"])}
     if mutual:
@@ -131,11 +127,7 @@ def test_the_udf_stage_calls_a_tls_udf(pki: dict[str, Path], tmp_path: Path, kaf
                                timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(TLS, CA " in result.stderr
-    bodies = []
-    for method, _props, body in channel.consume(queue, inactivity_timeout=3):
-        if method is None:
-            break
-        bodies.append(body)
+    bodies = [body for _m, _p, body in drain(channel, queue)]
     connection.close()
     assert bodies == [orjson.dumps(ROW).upper()]
 

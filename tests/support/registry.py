@@ -26,6 +26,16 @@ class RegistryState:
     asked: list[str] = field(default_factory=list)
 
 
+def reply_json(handler: BaseHTTPRequestHandler, status: int, body: dict) -> None:
+    """An answer as the registry sends it: JSON with its content type."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
     expected = "Basic " + base64.b64encode(f"{state.user}:{state.password}".encode()).decode()
 
@@ -44,12 +54,7 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
             return self._reply(404, {"error_code": 40403, "message": "Schema not found"})
 
         def _reply(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, status, body)
 
         def log_message(self, *args) -> None:  # quiet
             pass

@@ -347,3 +347,12 @@ def test_the_one_binding_of_type_kafka_fills_what_the_environment_leaves_out(tmp
     spec = load(tmp_path, pipeline_yaml(), {**env, "KAFKA_BOOTSTRAP_SERVERS": "e:9092", "KAFKA_SASL_USERNAME": "env",
                                             "KAFKA_SASL_PASSWORD": "env-secret"}).stream("counts")
     assert spec.servers == "e:9092" and spec.kafka_properties["sasl.password"] == "env-secret"
+
+
+def test_the_kafka_password_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "kafka-password").write_text("filed-kafka-secret\n")
+    env = {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "iot",
+           "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka-password")}
+    spec = load(tmp_path, pipeline_yaml(), env).stream("counts")
+    assert spec.kafka_properties["sasl.password"] == "filed-kafka-secret"
+    assert "filed-kafka-secret" not in "\n".join(spec.describe_lines()) and "sasl.password=***" in "\n".join(spec.describe_lines())

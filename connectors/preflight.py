@@ -53,9 +53,9 @@ def check_udf_channels(channels: Iterable[UdfSettings]) -> None:
     mismatch stops the start with a clear UdfConfigError; a UDF that is not up
     yet is waited for by its stage. Plaintext to another host is allowed,
     with a warning."""
-    from connectors.udf_client import check_udf  # gRPC loads only when a UDF stage runs
-
     for settings in channels:
+        from connectors.udf_client import check_udf  # gRPC loads only when a UDF stage runs
+
         host = settings.address.rpartition(":")[0].strip("[]")
         if settings.tls is None and host not in LOOPBACK:
             log.warning("%s: calling the UDF at %s in plaintext; set srp.grpc.tls.* (or IOT_UDF_TLS_*) to encrypt it",

@@ -23,6 +23,7 @@ from config.errors import Problem
 from config.loader import load_resources
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
 from config.resolve import locate_query, resolve
+from runtime.redact import redact_text
 
 try:  # the SQL planner is optional for validation: without it, queries are shown as text only
     from config.sql import SqlError, compile_query
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
-                print(problem, file=sys.stderr)
+                print(redact_text(str(problem)), file=sys.stderr)
             continue
         if index:
             print()
@@ -123,7 +124,7 @@ def describe_pipeline(pipeline: Pipeline, plans: dict[str, Any], planner_availab
         f"  late topics      <input topic>{s.late_topic_suffix}",
         f"  dead letters     <input topic>{s.dlq_topic_suffix}",
     ]
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))  # a last guard: nothing printed repeats a secret
 
 
 def _describe_stream(stream: StreamSpec) -> list[str]:
@@ -161,10 +162,14 @@ def _describe_udf(udf: UdfProcessor) -> list[str]:
     target = (
         f"{udf.udf.container} ({udf.udf.image or 'no image'}) at {udf.udf.address}" if udf.udf else "none (pass-through)"
     )
+    channel = []
+    if udf.udf is not None:
+        channel = [f"    channel      {'TLS, ' + udf.udf.tls.describe() if udf.udf.tls else 'plaintext'}"]
     return [
         f"  udf {udf.name}",
         f"    inputs       {', '.join(udf.inputs)}",
         f"    function     {target}",
+        *channel,
         f"    outputs      {', '.join(udf.outputs)}",
         f"    calls        at most {udf.tuning.max_in_flight} in flight, deadline {udf.tuning.deadline_ms} ms, "
         f"busy retries {'unlimited' if udf.tuning.busy_retries is None else udf.tuning.busy_retries}, "

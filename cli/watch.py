@@ -26,10 +26,11 @@ from cli.watch_feeds import (
     AlertFeed,
     ResultFeed,
     TopicCounter,
-    redact_url,
     scrape_metrics,
 )
 from cli.watch_view import Counters, WatchState, render
+from config.pipeline import TlsSettings
+from runtime.redact import redact_url
 from runtime.settings import pipeline_path
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class WatchTargets:
     rabbitmq_url: str | None
     exchange: str | None
     kafka_properties: tuple[tuple[str, str], ...] = ()
+    rabbitmq_tls: TlsSettings | None = None  # for an amqps:// URL
 
     @property
     def side_topics(self) -> list[str]:
@@ -82,7 +84,7 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
     if sink.protocol != "kafka":
         raise UserError(f"the query writes to {sink.protocol} stream {sink.name}; watch reads results from Kafka")
     dlq_topics = [pipeline.dlq_topic(source)]
-    exchange, url = None, None
+    exchange, url, tls = None, None, None
     for processor in pipeline.udf_processors:
         for name in processor.inputs:
             stream = pipeline.streams.get(name)
@@ -91,7 +93,7 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
         for output in processor.outputs:
             stream = pipeline.streams.get(output)
             if stream is not None and stream.protocol == "rabbitmq":
-                exchange, url = stream.topic, stream.servers
+                exchange, url, tls = stream.topic, stream.servers, stream.tls
                 break
         if exchange:
             break
@@ -103,6 +105,7 @@ def targets_from_pipeline(path: str | Path | None, bootstrap: str | None = None,
         rabbitmq_url=rabbitmq_url or url,
         exchange=exchange,
         kafka_properties=tuple(sorted(sink.kafka_properties.items())),
+        rabbitmq_tls=tls,
     )
 
 
@@ -117,7 +120,8 @@ class Watcher:
         extra = dict(targets.kafka_properties)
         self.results = ResultFeed(targets.bootstrap, targets.results_topic, from_beginning, extra)
         self.side_counts = TopicCounter(targets.bootstrap, targets.side_topics, from_beginning, extra)
-        self.alerts = AlertFeed(targets.rabbitmq_url, targets.exchange) if targets.exchange and targets.rabbitmq_url else None
+        self.alerts = (AlertFeed(targets.rabbitmq_url, targets.exchange, targets.rabbitmq_tls)
+                       if targets.exchange and targets.rabbitmq_url else None)
         self._last_refresh = 0.0
 
     def open(self) -> None:

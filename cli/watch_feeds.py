@@ -15,25 +15,17 @@ import urllib.request
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cli.watch_view import Alert, Counters
+from config.pipeline import TlsSettings
+from runtime.redact import redact_url
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 2.0
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _consumer(bootstrap: str, extra: Mapping[str, str] | None = None) -> Consumer:
@@ -175,9 +167,10 @@ class AlertFeed:
     queue bound with `#` (every routing key). Only alerts published while the
     queue exists are seen, so it is declared before anything runs."""
 
-    def __init__(self, url: str, exchange: str) -> None:
+    def __init__(self, url: str, exchange: str, tls: TlsSettings | None = None) -> None:
         self.url = url
         self.exchange = exchange
+        self.tls = tls
         self.problem: str | None = None
         self._connection = None
         self._received: list[Alert] = []
@@ -188,12 +181,19 @@ class AlertFeed:
         import pika
         from pika.exceptions import AMQPError, ChannelClosedByBroker
 
+        from connectors.rabbitmq import RabbitMQConfigError, connection_parameters
+        from connectors.tls import tls_failure
+
         if self._connection is not None:
             return True
         if time.monotonic() < self._next_try:
             return False
         self._next_try = time.monotonic() + RETRY_S
-        params = pika.URLParameters(self.url)
+        try:
+            params = connection_parameters(self.url, self.tls)
+        except RabbitMQConfigError as exc:
+            self.problem = str(exc)
+            return False
         params.connection_attempts, params.socket_timeout, params.blocked_connection_timeout = 1, 3, 5
         try:
             connection = pika.BlockingConnection(params)
@@ -207,7 +207,9 @@ class AlertFeed:
             channel.queue_bind(queue, self.exchange, routing_key="#")
             channel.basic_consume(queue, self._on_message, auto_ack=True)
         except (AMQPError, OSError) as exc:
-            self.problem = f"RabbitMQ at {redact_url(self.url)} unreachable ({type(exc).__name__}); retrying"
+            failure = tls_failure(exc)
+            self.problem = (f"RabbitMQ at {redact_url(self.url)}: {failure}" if failure else
+                            f"RabbitMQ at {redact_url(self.url)} unreachable ({type(exc).__name__}); retrying")
             log.warning("%s", self.problem)
             return False
         self._connection = connection

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from runtime import redact
+
 Report = Callable[[str, str], None]  # (message, the key as the user wrote it)
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -77,8 +79,9 @@ def is_security_key(key: str) -> bool:
 
 
 def is_secret_key(key: str) -> bool:
-    """A client setting whose value must never be shown: passwords, secrets, private keys, JAAS lines."""
-    return any(word in key for word in ("password", "secret", "jaas")) or key in ("ssl.key.pem", "ssl.keystore.key")
+    """A client setting whose value must never be shown: passwords, secrets,
+    private keys, JAAS lines (`runtime.redact` decides, for every setting of the package)."""
+    return redact.is_secret_key(key)
 
 
 def from_environment(env: Mapping[str, str], report: Report) -> dict[str, str]:

@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from config.errors import ConfigError, Problem, raise_if_any
-from config.resources import INPUT_FORM_TAGS, RESOURCE_KINDS, ClusterStream, Processor, Resource, Stream, known_field_names
+from config.resources import INPUT_FORM_TAGS, RESOURCE_KINDS, SECRET_KINDS, Resource, known_field_names
 
 FieldPath = Sequence[str | int]
 
@@ -210,22 +210,21 @@ def _validate(origin: Origin, data: Any, problems: list[Problem]) -> Resource | 
         )
         return None
     kind = data.get("kind")
+    kinds = ", ".join(sorted(RESOURCE_KINDS))
     if kind is None:
-        problems.append(origin.problem("required field is missing (one of ClusterStream, Processor, Stream)", ["kind"]))
+        problems.append(origin.problem(f"required field is missing (one of {kinds})", ["kind"]))
         return None
     model = RESOURCE_KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         hint = _did_you_mean(str(kind), RESOURCE_KINDS)
-        problems.append(
-            origin.problem(f"unknown kind {kind!r} (expected one of ClusterStream, Processor, Stream){hint}", ["kind"])
-        )
+        problems.append(origin.problem(f"unknown kind {kind!r} (expected one of {kinds}){hint}", ["kind"]))
         return None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             path = _clean_loc(error["loc"])
-            problems.append(origin.problem(_describe(error, path), path))
+            problems.append(origin.problem(_describe(error, path, secret=kind in SECRET_KINDS), path))
         return None
 
 
@@ -239,7 +238,8 @@ def _clean_loc(loc: tuple[str | int, ...]) -> list[str | int]:
     return path
 
 
-def _describe(error: Any, path: list[str | int]) -> str:
+def _describe(error: Any, path: list[str | int], secret: bool = False) -> str:
+    """The problem in words; the offending value is quoted unless the document holds secrets."""
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -250,7 +250,7 @@ def _describe(error: Any, path: list[str | int]) -> str:
         return str(error["ctx"]["error"])
     message = error["msg"]
     message = message[0].lower() + message[1:]
-    return f"{message} (got {_show(error['input'])})"
+    return message if secret else f"{message} (got {_show(error['input'])})"
 
 
 def _show(value: Any) -> str:
@@ -325,6 +325,6 @@ def _duplicate_names(loaded: list[LoadedResource]) -> list[Problem]:
     return problems
 
 
-def of_kind(loaded: list[LoadedResource], kind: type[Stream] | type[ClusterStream] | type[Processor]) -> list[LoadedResource]:
+def of_kind(loaded: list[LoadedResource], kind: type[Resource]) -> list[LoadedResource]:  # type: ignore[valid-type]
     """The loaded resources of one kind, in file order."""
     return [item for item in loaded if isinstance(item.resource, kind)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from config.pipeline import Pipeline, StreamSpec, UdfProcessor
+from config.pipeline import Pipeline, StreamSpec, TlsSettings, UdfProcessor
 from config.sql.plan import Plan
 
 
@@ -33,6 +33,7 @@ class Exchange:
 
     url: str
     name: str
+    tls: TlsSettings | None = None  # an amqps:// URL's CA and client certificate
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class _Collector:
 
     def output(self, stream: StreamSpec) -> None:
         if stream.protocol == "rabbitmq":
-            self.exchanges.setdefault((stream.servers, stream.topic), Exchange(stream.servers, stream.topic))
+            self.exchanges.setdefault((stream.servers, stream.topic), Exchange(stream.servers, stream.topic, stream.tls))
         else:
             self.topic(stream)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, Mapping
 
-from config.kafka_security import is_secret_key
+from runtime.redact import redact_mapping, redact_url
 
 Protocol = Literal["kafka", "rabbitmq"]
 Connector = Literal["kafka", "upsert-kafka", "rabbitmq"]
@@ -90,6 +90,37 @@ class TimeAttribute:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """TLS of a client connection (RabbitMQ, the schema registry, a UDF).
+
+    The server is checked against `ca_file` / `ca_pem` (PEM), else the
+    system's CAs; `cert_file` and `key_file` are the client's own
+    certificate for mutual TLS. `server_name` is the name the server's
+    certificate must carry (default: the host connected to);
+    `check_hostname=False` accepts any name from a trusted CA."""
+
+    ca_file: str | None = None
+    ca_pem: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_password: str | None = field(default=None, repr=False)
+    server_name: str | None = None
+    check_hostname: bool = True
+
+    def describe(self) -> str:
+        """One line, no secret: what is trusted and whether a client certificate is sent."""
+        trust = f"CA {self.ca_file}" if self.ca_file else "CA from a Secret" if self.ca_pem else "system CAs"
+        parts = [trust]
+        if self.cert_file:
+            parts.append(f"client certificate {self.cert_file}")
+        if self.server_name:
+            parts.append(f"server name {self.server_name}")
+        if not self.check_hostname:
+            parts.append("host name not checked")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """A `Stream` resource resolved: where its data lives and how it is encoded."""
 
@@ -115,6 +146,9 @@ class StreamSpec:
     partition_count: int | None = None
     kafka_properties: Mapping[str, str] = field(default_factory=frozen_map)  # properties.* -> client config
     options: Mapping[str, str] = field(default_factory=frozen_map)  # WITH (...) options, ddl. prefix removed
+    tls: TlsSettings | None = None  # RabbitMQ over TLS (an amqps:// URL)
+    schema_registry_settings: Mapping[str, str] = field(default_factory=frozen_map)  # SchemaRegistryClient's auth and TLS keys
+    credentials_from: str | None = None  # where the broker credentials came from (a binding, a file), for display
 
     @property
     def readable(self) -> bool:
@@ -152,11 +186,16 @@ class StreamSpec:
         """What the stream resolved to, one fact per line (the table Flink would
         have made of it), for `iot-monitoring validate` and `debugExplain`."""
         lines = [
-            f"topic        {self.topic} ({self.protocol} at {self.servers})",
+            f"topic        {self.topic} ({self.protocol} at {redact_url(self.servers)})",
             f"mode         {', '.join(sorted(self.modes))}",
             f"format       {self.value_format}"
             + (f" (registry {public_url(self.schema_registry_url)})" if self.schema_registry_url else ""),
         ]
+        if self.tls is not None:
+            lines.append(f"tls          {self.tls.describe()}")
+        if self.credentials_from:
+            lines.append(f"credentials  from {self.credentials_from}")
+        lines += [f"registry     {k}={v}" for k, v in redact_mapping(self.schema_registry_settings).items()]
         if self.connector not in ("kafka", "rabbitmq"):
             lines.append(f"connector    {self.connector}")
         if self.keys:
@@ -187,8 +226,7 @@ class StreamSpec:
             lines.append(f"startup      {startup}")
         if self.partition_count:
             lines.append(f"partitions   {self.partition_count}")
-        for key, value in self.kafka_properties.items():
-            lines.append(f"kafka        {key}={'***' if is_secret_key(key) else value}")
+        lines += [f"kafka        {k}={v}" for k, v in redact_mapping(self.kafka_properties).items()]
         return lines
 
 
@@ -210,6 +248,7 @@ class UdfSpec:
     image: str | None
     host: str = "localhost"
     port: int = DEFAULT_UDF_PORT
+    tls: TlsSettings | None = None  # None: plaintext (the sidecar on localhost)
 
     @property
     def address(self) -> str:

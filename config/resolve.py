@@ -13,8 +13,12 @@ user's pipeline behaves as before:
   when the Stream names one that has it, else from `KAFKA_BOOTSTRAP_SERVERS`
   / `RABBITMQ_URL`, else the local stack's defaults;
 - a Kafka stream's security settings come from its `ddl.properties.*`, else
-  its ClusterStream's `spec.storage.attributes`, else the `KAFKA_*`
-  security variables, in librdkafka's names (`config.kafka_security`).
+  the binding it or its ClusterStream names, else its ClusterStream's
+  `spec.storage.attributes`, else the `KAFKA_*` security variables, in
+  librdkafka's names (`config.kafka_security`);
+- credentials come from the bindings (`spec.binding`: Secret documents,
+  servicebinding.io directories), files and the environment, and RabbitMQ,
+  schema registry and UDF TLS settings are resolved by `config.connections`.
 
 The environment is read here and nowhere else.
 """
@@ -30,6 +34,8 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence, get_args
 
 from config import kafka_security
+from config.bindings import expand_file_variables
+from config.connections import Connections
 from config.errors import Problem, raise_if_any
 from config.loader import FieldPath, LoadedResource, Origin, of_kind
 from config.pipeline import (
@@ -108,14 +114,19 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
     env = os.environ if env is None else env
     loaded = list(loaded)
     problems = _Problems()
+    env = expand_file_variables(env, lambda message, variable: problems.items.append(Problem("environment", message)))
     clusters = {item.name: item.resource for item in of_kind(loaded, ClusterStream)}
     declared = {item.name for item in of_kind(loaded, Stream)}
     streams: dict[str, StreamSpec] = {}
     security = _SecurityLayers.of(loaded, env, problems)
+    connections = Connections(loaded, env, problems.items)
     for item in of_kind(loaded, Stream):
         spec = _stream(item, clusters, env, problems.at(item.origin))
         if spec is not None:
-            streams[item.name] = security.apply(spec, item, problems.at(item.origin))
+            report = problems.at(item.origin)
+            bound = connections.kafka_binding(item, report)
+            spec = security.apply(spec, item, report, bound.properties, bound.fallback)
+            streams[item.name] = connections.apply(spec, item, report, bound)
 
     queries: list[QueryProcessor] = []
     udfs: list[UdfProcessor] = []
@@ -123,7 +134,7 @@ def resolve(loaded: Sequence[LoadedResource], source_file: str, env: Mapping[str
         links = _Links(declared, streams, problems.at(item.origin))
         q, u = _processor(item, links, problems.at(item.origin))
         queries += q
-        udfs += u
+        udfs += [connections.udf(udf, problems.at(item.origin)) for udf in u]
     if not of_kind(loaded, Processor):
         problems.items.append(Problem(source_file, "no Processor found: the file describes streams but nothing to run"))
 
@@ -264,9 +275,11 @@ class _SecurityLayers:
             )
         return cls(clusters, kafka_security.from_environment(env, env_problem))
 
-    def apply(self, spec: StreamSpec, item: LoadedResource, report: Reporter) -> StreamSpec:
+    def apply(self, spec: StreamSpec, item: LoadedResource, report: Reporter,
+              bound: Mapping[str, str] | None = None, fallback: Mapping[str, str] | None = None) -> StreamSpec:
         """The stream with its Kafka properties in librdkafka's names, the
-        security settings layered: the Stream's, its ClusterStream's, the environment's."""
+        security settings layered: the Stream's, its binding's (`bound`), its
+        ClusterStream's, the environment's, a binding found by type (`fallback`)."""
         if spec.protocol != "kafka":
             return spec
         own = kafka_security.translate(
@@ -276,7 +289,9 @@ class _SecurityLayers:
         storage = item.resource.spec.storage  # type: ignore[union-attr]
         cluster = self.clusters.get(storage.cluster_stream, {}) if storage and storage.cluster_stream else {}
         others = {k: v for k, v in spec.kafka_properties.items() if not kafka_security.is_security_key(k)}
-        layered = kafka_security.layered([own, cluster, self.env])
+        binding = kafka_security.translate(bound or {}, lambda message, key: report(f"the binding's {key}: {message}", ("spec", "binding")))
+        found = kafka_security.translate(fallback or {}, lambda message, key: None)  # a fallback's mistakes are not the YAML's
+        layered = kafka_security.layered([own, binding, cluster, self.env, found])
         return dataclasses.replace(spec, kafka_properties=frozen_map({**others, **layered}))
 
 

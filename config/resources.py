@@ -1,4 +1,6 @@
-"""Pydantic models of the Streaming Runtime resources: Stream, ClusterStream, Processor.
+"""Pydantic models of the Streaming Runtime resources: Stream, ClusterStream, Processor;
+and of the Kubernetes `Secret` and servicebinding.io `ServiceBinding` documents
+that the Streaming Runtime's samples put beside them to carry credentials.
 
 Field names are the CRDs' (`streaming.tanzu.vmware.com/v1alpha1`), camelCase in
 YAML, so a user's `streaming-pipeline.yaml` loads unchanged. The models check
@@ -13,6 +15,8 @@ Kubernetes' and not ours.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -283,12 +287,84 @@ class Processor(CrdModel):
     status: Any = None
 
 
-Resource = Union[Stream, ClusterStream, Processor]
-RESOURCE_KINDS: dict[str, type[Stream] | type[ClusterStream] | type[Processor]] = {
+# --- Secret, ServiceBinding ----------------------------------------------------
+
+
+class Secret(CrdModel):
+    """A Kubernetes `v1/Secret`: `data` (base64) and `stringData` (text).
+
+    `entries` holds both decoded, `stringData` winning as in Kubernetes. A
+    Stream or ClusterStream names it in `binding`."""
+
+    api_version: Literal["v1"]
+    kind: Literal["Secret"]
+    metadata: ObjectMeta
+    type: str | None = None
+    data: StringMap = {}
+    string_data: StringMap = {}
+    immutable: bool | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: dict[str, str]) -> dict[str, str]:
+        decoded = {}
+        for key, text in value.items():
+            try:
+                decoded[key] = base64.b64decode(text, validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                # the value itself is never repeated: it is a secret
+                raise ValueError(f"data.{key} is not base64 text (put plain text under stringData)") from None
+        return decoded
+
+    @property
+    def entries(self) -> dict[str, str]:
+        return {**self.data, **self.string_data}
+
+
+class BindingService(OpenModel):
+    """The service a ServiceBinding projects: here, a Secret by name."""
+
+    api_version: str | None = None
+    kind: str | None = None
+    name: str = Field(min_length=1)
+
+
+class BindingEnv(CrdModel):
+    """An entry of the binding projected into an environment variable."""
+
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class ServiceBindingSpec(OpenModel):
+    """`spec.name` names the binding's directory under `$SERVICE_BINDING_ROOT`
+    (default: `metadata.name`); `workload` is Kubernetes' business."""
+
+    name: str | None = None
+    type: str | None = None
+    provider: str | None = None
+    service: BindingService
+    workload: Any = None
+    env: list[BindingEnv] = []
+
+
+class ServiceBinding(CrdModel):
+    api_version: Literal["servicebinding.io/v1beta1", "servicebinding.io/v1alpha3", "servicebinding.io/v1"]
+    kind: Literal["ServiceBinding"]
+    metadata: ObjectMeta
+    spec: ServiceBindingSpec
+    status: Any = None
+
+
+Resource = Union[Stream, ClusterStream, Processor, Secret, ServiceBinding]
+RESOURCE_KINDS: dict[str, type[Resource]] = {  # type: ignore[valid-type]
     "Stream": Stream,
     "ClusterStream": ClusterStream,
     "Processor": Processor,
+    "Secret": Secret,
+    "ServiceBinding": ServiceBinding,
 }
+SECRET_KINDS = frozenset({"Secret"})  # documents whose values are never repeated in a message
 
 
 def known_field_names() -> frozenset[str]:

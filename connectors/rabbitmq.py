@@ -14,8 +14,14 @@ exponential backoff and jitter (a log line each time, never a tight loop)
 and publishes again every message not yet confirmed: nothing is lost, and a
 repeat is always the same message with the same `message_id`. A broker that
 is down at start is waited for, with a log line now and then; wrong
-credentials, a missing virtual host, or an exchange of another type are
-configuration errors, raised as `RabbitMQConfigError` with a clear message.
+credentials, a missing virtual host, an exchange of another type, or a TLS
+handshake that fails (an untrusted certificate, a host name it does not
+carry, a client certificate refused) are configuration errors, raised as
+`RabbitMQConfigError` with a clear message.
+
+`amqps://` URLs connect over TLS (`connection_parameters`): the CA, client
+certificate and host name check of the stream's `TlsSettings`, else the
+system's CAs.
 
 A message AMQP cannot carry (a routing key over 255 bytes, a header name
 over 255 bytes, text that is not UTF-8) is a problem of that message, not
@@ -47,13 +53,15 @@ import pika
 import pika.exceptions as px
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from config.pipeline import public_url
-from runtime.metrics import RABBITMQ_PUBLISHED, RABBITMQ_REJECTED, RABBITMQ_UNROUTABLE
+from config.pipeline import TlsSettings, public_url
 from connectors.rabbitmq_errors import RabbitMQConfigError
+from connectors.tls import CLOSED_MESSAGE, TlsConfigError, closed_during_tls, ssl_context, tls_failure
 from engine.amqp_checks import encoding_problem
 from engine.records import AmqpMessage, stable_message_id
+from runtime.metrics import RABBITMQ_PUBLISHED, RABBITMQ_REJECTED, RABBITMQ_UNROUTABLE
 
-__all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "encoding_problem", "stable_message_id"]
+__all__ = ["AmqpMessage", "RabbitMQConfigError", "RabbitMQSink", "RabbitPublisher", "connection_parameters",
+           "encoding_problem", "stable_message_id"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,27 @@ class Rejected:
     reason: str
 
 
+def connection_parameters(url: str, tls: TlsSettings | None = None) -> pika.URLParameters:
+    """pika's parameters for an AMQP URL; an `amqps://` one gets an
+    `ssl.SSLContext` from `tls` (the system's CAs when None) that checks the
+    certificate and its host name. Raises RabbitMQConfigError for a
+    malformed URL or TLS material that cannot be used."""
+    try:
+        params = pika.URLParameters(url)
+    except Exception as exc:  # ValueError, or worse for text that is no URL at all
+        raise RabbitMQConfigError(f"malformed AMQP URL {public_url(url)}: {exc or type(exc).__name__}") from None
+    if "heartbeat" not in url:
+        params.heartbeat = DEFAULT_HEARTBEAT_S
+    if params.ssl_options is not None:
+        tls = tls or TlsSettings()
+        try:
+            context = ssl_context(tls)
+        except TlsConfigError as exc:
+            raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(params)}: {exc}") from None
+        params.ssl_options = pika.SSLOptions(context, tls.server_name or params.host)
+    return params
+
+
 def _endpoint(params: pika.URLParameters) -> str:
     return f"{params.host}:{params.port}{'' if params.virtual_host == '/' else ' vhost ' + params.virtual_host}"
 
@@ -100,13 +129,9 @@ class RabbitPublisher:
         max_backoff_s: float = 10.0,
         log_every_s: float = 10.0,
         connect_timeout_s: float | None = None,  # None: wait for the broker as long as it takes
+        tls: TlsSettings | None = None,
     ) -> None:
-        try:
-            self.params = pika.URLParameters(url)
-        except Exception as exc:  # ValueError, or worse for text that is no URL at all
-            raise RabbitMQConfigError(f"malformed AMQP URL {public_url(url)}: {exc or type(exc).__name__}") from None
-        if "heartbeat" not in url:
-            self.params.heartbeat = DEFAULT_HEARTBEAT_S
+        self.params = connection_parameters(url, tls)
         self.exchange = exchange
         self.required_queues = tuple(required_queues)
         self.initial_backoff_s = initial_backoff_s
@@ -151,7 +176,7 @@ class RabbitPublisher:
             return
         started = last_log = time.monotonic()
         backoff = self.initial_backoff_s
-        attempts = 0
+        attempts = closed_in_tls = 0
         while True:
             attempts += 1
             try:
@@ -165,6 +190,11 @@ class RabbitPublisher:
                     raise RabbitMQConfigError(
                         f"RabbitMQ at {_endpoint(self.params)} refused the connection: {exc.reply_code} {exc.reply_text}"
                     ) from None
+                if (problem := tls_failure(exc)) is not None:
+                    raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(self.params)}: {problem}") from None
+                closed_in_tls = closed_in_tls + 1 if closed_during_tls(exc) else 0
+                if closed_in_tls >= 2:
+                    raise RabbitMQConfigError(f"RabbitMQ at {_endpoint(self.params)}: {CLOSED_MESSAGE}") from None
                 now = time.monotonic()
                 waited = now - started
                 if self.connect_timeout_s is not None and waited >= self.connect_timeout_s:

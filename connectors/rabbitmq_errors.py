@@ -4,6 +4,8 @@ processor to run should not pay for loading pika and gRPC."""
 
 from __future__ import annotations
 
+from runtime.logs import FatalError
 
-class RabbitMQConfigError(RuntimeError):
-    """RabbitMQ refused the configuration (credentials, vhost, exchange type): retrying will not help."""
+
+class RabbitMQConfigError(FatalError):
+    """RabbitMQ refused the configuration (credentials, vhost, exchange type, TLS): retrying will not help."""

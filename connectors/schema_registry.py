@@ -34,7 +34,8 @@ def fetch_registry_schemas(pipeline: Pipeline, timeout_s: float = 10.0) -> dict[
     for name, stream in pipeline.streams.items():
         if stream.schema_pending and stream.schema_registry_subject_url:
             try:
-                fetched[name] = fetch_subject_schema(stream.schema_registry_subject_url, timeout_s)
+                fetched[name] = fetch_subject_schema(stream.schema_registry_subject_url, timeout_s,
+                                                     stream.schema_registry_settings)
             except SchemaFetchError as exc:
                 raise SchemaFetchError(f"Stream {name}: {exc}") from None
     return fetched
@@ -50,6 +51,8 @@ def fetch_subject_schema(url: str, timeout_s: float = 10.0, client_config: Mappi
     if parts is None:
         raise SchemaFetchError(f"{shown} is not a subject version URL (http://<registry>/subjects/<subject>/versions/latest)")
     base, subject, version = parts
+    if client_config and "basic.auth.user.info" in client_config:
+        base = public_url(base)  # the credentials are in the settings (config.connections), not twice
     try:
         with SchemaRegistryClient({"url": base, "timeout": timeout_s, "max.retries": 0, **(client_config or {})}) as client:
             registered = (
@@ -59,8 +62,15 @@ def fetch_subject_schema(url: str, timeout_s: float = 10.0, client_config: Mappi
         if exc.http_status_code == 404:
             what = "subject" if exc.error_code == 40401 else "version" if exc.error_code == 40402 else "subject or version"
             raise SchemaFetchError(f"{shown}: the registry has no such {what} ({exc.error_message})") from None
+        if exc.http_status_code in (401, 403):
+            raise SchemaFetchError(f"{shown}: the registry {'refused the credentials' if exc.http_status_code == 401 else 'denied access'}"
+                                   f" (HTTP {exc.http_status_code}): check basic-auth.user-info") from None
         raise SchemaFetchError(f"{shown}: the registry answered HTTP {exc.http_status_code}: {exc.error_message}") from None
-    except Exception as exc:  # transport errors (httpx): the registry is down or unreachable
+    except Exception as exc:  # transport errors (httpx): the registry is down or unreachable, or TLS failed
+        from connectors.tls import tls_failure
+
+        if (problem := tls_failure(exc)) is not None:
+            raise SchemaFetchError(f"the schema registry at {public_url(base)}: {problem}") from None
         reason = str(exc) or type(exc).__name__
         raise SchemaFetchError(
             f"the schema registry at {public_url(base)} did not answer within {timeout_s:g} s or is unreachable ({reason})"

@@ -26,6 +26,12 @@ puts it in a dataflow. What it guarantees:
   UDF's verdict on that message: it becomes a `UdfFailure` carrying the
   status code and details, for the dead-letter topic, and the rest flow.
 
+The channel is plaintext unless `UdfSettings.tls` is given: then TLS, with
+the client certificate for mutual TLS when the settings carry one.
+`check_udf` tries the channel once at start, so that a TLS handshake that
+cannot succeed is a `UdfConfigError` before anything runs rather than an
+outage retried for ever.
+
 An empty reply payload means "no output for this message" (see `udf.sdk`):
 the result is a `UdfReply` whose `outputs` is empty.
 
@@ -47,6 +53,10 @@ from typing import Any, Mapping, Sequence
 
 import grpc
 
+from config.pipeline import TlsSettings
+from connectors.tls import TlsConfigError, grpc_credentials, probe
+from runtime.logs import FatalError
+from runtime.redact import redact_text
 from udf import headers as h
 from udf.protocol import GrpcMessage, GrpcPayloadCollection, MessagingServiceStub
 
@@ -79,6 +89,72 @@ class UdfSettings:
     log_every_s: float = 10.0
     ordered_by_key: bool = True  # same-key calls in sequence; False: every call independent
     name: str = "udf"  # for logs and metrics: the Processor's name
+    tls: TlsSettings | None = None  # None: plaintext (a sidecar on localhost)
+
+
+class UdfConfigError(FatalError):
+    """The UDF channel cannot work as configured (TLS material, a refused handshake)."""
+
+
+def channel_options(settings: UdfSettings) -> list[tuple[str, Any]]:
+    options = list(CHANNEL_OPTIONS)
+    if settings.tls is not None and settings.tls.server_name:
+        options.append(("grpc.ssl_target_name_override", settings.tls.server_name))
+    return options
+
+
+def channel_credentials(settings: UdfSettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the channel, None for plaintext; UdfConfigError for unusable files."""
+    if settings.tls is None:
+        return None
+    try:
+        return grpc_credentials(settings.tls)
+    except TlsConfigError as exc:
+        raise UdfConfigError(f"UDF {settings.name} at {settings.address}: {exc}") from None
+
+
+def open_channel(settings: UdfSettings) -> grpc.aio.Channel:
+    """The asyncio channel to the UDF, plaintext or TLS as the settings say."""
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(settings.address, options=channel_options(settings))
+    return grpc.aio.secure_channel(settings.address, credentials, options=channel_options(settings))
+
+
+HANDSHAKE_WORDS = ("handshake", "certificate", "ssl_error", "tsi_")
+
+
+def check_udf(settings: UdfSettings, timeout_s: float = 3.0) -> bool:
+    """Ask the UDF's health service once over the channel the stage will use.
+
+    True when something answered (any status but UNAVAILABLE: a UDF without
+    the health service answers UNIMPLEMENTED), False when the UDF cannot be
+    reached (the stage waits for it). A TLS handshake that fails (an
+    untrusted or misnamed certificate, a client certificate refused, TLS on
+    one side only) raises UdfConfigError."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    credentials = channel_credentials(settings)
+    options = channel_options(settings)
+    channel = (grpc.secure_channel(settings.address, credentials, options=options) if credentials is not None
+               else grpc.insecure_channel(settings.address, options=options))
+    where = f"UDF {settings.name} at {settings.address}"
+    with channel:
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+            return True
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                return True
+            details = exc.details() or ""
+    host, _, port = settings.address.rpartition(":")
+    problem = probe(host.strip("[]") or "localhost", int(port), settings.tls, alpn=("h2",), timeout_s=timeout_s)
+    if problem is None and settings.tls is not None and any(w in details.lower() for w in HANDSHAKE_WORDS):
+        problem = f"the TLS handshake failed ({details})"
+    if problem is not None:
+        hint = "" if settings.tls is not None else " (set srp.grpc.tls.enabled, or IOT_UDF_TLS=1)"
+        raise UdfConfigError(redact_text(f"{where}: {problem}{hint}"))
+    return False
 
 
 @dataclass(frozen=True)
@@ -124,7 +200,7 @@ class UdfFailure:
         """Kafka headers that say what the UDF answered (the dead letter's reason is `udf-error`)."""
         return [
             ("x-udf-status", self.code.encode()),
-            ("x-udf-status-details", self.details.encode()),
+            ("x-udf-status-details", redact_text(self.details).encode()),
             ("x-udf-address", self.address.encode()),
             ("x-udf-attempts", str(self.attempts).encode()),
         ]
@@ -209,7 +285,7 @@ class _ThreadChannel:
 
     def connect(self) -> MessagingServiceStub:
         if self.stub is None:  # created inside the loop, which the channel binds to
-            self.channel = grpc.aio.insecure_channel(self.settings.address, options=list(CHANNEL_OPTIONS))
+            self.channel = open_channel(self.settings)
             self.stub = MessagingServiceStub(self.channel)
         return self.stub
 

@@ -56,22 +56,22 @@ def start_up_errors() -> tuple[type[Exception], ...]:
     from config import ConfigError
     from config.sql import SqlError
     from connectors.kafka_admin import BrokerUnavailable
-    from connectors.rabbitmq_errors import RabbitMQConfigError
     from connectors.schema_registry import SchemaFetchError
+    from runtime.logs import FatalError  # RabbitMQConfigError, UdfConfigError, SchemaRegistryConfigError, TLS
     from runtime.settings import SettingsError
 
-    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, RabbitMQConfigError, SchemaFetchError)
+    return (SettingsError, ConfigError, SqlError, BrokerUnavailable, FatalError, SchemaFetchError)
 
 
 def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunOptions]:
     """Steps 1-3: settings, the pipeline and its plans, the preflight. Raises
     one of `start_up_errors()` for what the user must fix."""
     from config import load_pipeline
-    from config.needs import needs_of
+    from config.needs import needs_of, plan_sources
     from config.resolve import with_registry_schemas
-    from connectors.preflight import prepare
+    from connectors.preflight import check_schema_registries, check_udf_channels, prepare
     from connectors.schema_registry import fetch_registry_schemas
-    from dataflows.wiring import selected_udf_processors
+    from dataflows.wiring import selected_udf_processors, udf_settings
     from runtime.logs import configure_logging
     from runtime.settings import RunOptions
 
@@ -81,7 +81,10 @@ def prepare_run(env: Mapping[str, str]) -> tuple[Pipeline, dict[str, Plan], RunO
     # Streams whose schema is a registry subject get their columns now, before the SQL is checked against them.
     pipeline = with_registry_schemas(pipeline, fetch_registry_schemas(pipeline, options.connect_timeout_s))
     plans = compile_plans(pipeline, options)
-    prepare(needs_of(pipeline, plans.values(), selected_udf_processors(pipeline, options)), options.connect_timeout_s)
+    udf_processors = selected_udf_processors(pipeline, options)
+    prepare(needs_of(pipeline, plans.values(), udf_processors), options.connect_timeout_s)
+    check_schema_registries(pipeline.stream(name) for plan in plans.values() for name in plan_sources(plan))
+    check_udf_channels(s for p in udf_processors if (s := udf_settings(p, options)) is not None)
     return pipeline, plans, options
 
 

@@ -151,6 +151,7 @@ def udf_settings(processor: UdfProcessor, options: RunOptions) -> UdfSettings | 
         busy_retries=t.busy_retries,
         ordered_by_key=t.ordered_by_key,
         name=processor.name,
+        tls=processor.udf.tls,
     )
 
 
@@ -162,7 +163,8 @@ def add_udf_processor(flow: Dataflow, pipeline: Pipeline, processor: UdfProcesso
     if settings is None:
         log.info("%s: no UDF container; records are forwarded unchanged", processor.name)
     else:
-        log.info("%s: calling the UDF at %s", processor.name, settings.address)
+        log.info("%s: calling the UDF at %s (%s)", processor.name, settings.address,
+                 "TLS, " + settings.tls.describe() if settings.tls else "plaintext")
     outputs = [pipeline.stream(name) for name in processor.outputs]
     for input_name in processor.inputs:
         source = pipeline.stream(input_name)
@@ -208,5 +210,5 @@ def output_sink(output: StreamSpec, processor: str):
     if output.protocol == "rabbitmq":
         from connectors.rabbitmq import RabbitMQSink  # pika loads only when an output is RabbitMQ
 
-        return RabbitMQSink(output.servers, output.topic, processor=processor)
+        return RabbitMQSink(output.servers, output.topic, processor=processor, tls=output.tls)
     return KafkaOutSink(output.servers, output.kafka_properties)

@@ -180,3 +180,20 @@ def metrics_served(env: Mapping[str, str] | None = None) -> bool:
     """Whether Bytewax serves /metrics: it checks that the variable is set, whatever its value."""
     env = environment() if env is None else env
     return "BYTEWAX_DATAFLOW_API_ENABLED" in env
+
+
+# The UDF channel's TLS for the built-in pipeline: the fallback of a
+# Processor's `srp.grpc.tls.*` attributes (`config.connections.udf_tls`).
+UDF_TLS_VARIABLES = {
+    "IOT_UDF_TLS": "enabled",  # 1: TLS with the system's CAs (or the CA below); 0: plaintext
+    "IOT_UDF_TLS_CA": "ssl.ca.location",
+    "IOT_UDF_TLS_CERT": "ssl.certificate.location",
+    "IOT_UDF_TLS_KEY": "ssl.key.location",
+    "IOT_UDF_TLS_SERVER_NAME": "server.name",
+}
+
+
+def udf_tls_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `IOT_UDF_TLS*` variables that are set, by name (checked where they are layered)."""
+    env = environment() if env is None else env
+    return {name: env[name] for name in UDF_TLS_VARIABLES if env.get(name)}

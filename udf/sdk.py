@@ -22,7 +22,12 @@ Aggregating UDFs (Streaming Runtime's time-window mode) receive a serialized
 pass `aggregate=` to see the whole window at once instead.
 
 The function may be `async def`; a plain function runs in a worker thread, so
-a slow one never stalls the health checks. All four RPCs of the protocol are
+a slow one never stalls the health checks.
+
+`serve(fn, tls=ServerTls(cert_file, key_file))` serves over TLS;
+`ServerTls(..., client_ca_file=...)` also requires every client to present a
+certificate signed by that CA (mutual TLS). Plaintext is the default, for the
+sidecar reached on localhost. All four RPCs of the protocol are
 served: `requestReply` (what the pipeline calls), `serverStream` (one reply per
 output), `biStream` (one reply per request, in order) and `clientStream` (the
 whole stream handled as one collection).
@@ -34,12 +39,15 @@ import asyncio
 import inspect
 import logging
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Union
 
 import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from runtime.redact import redact_text
 from udf import headers as h
 from udf.protocol import (
     SERVICE_NAME,
@@ -60,6 +68,34 @@ AggregateFunction = Callable[
 ]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """The server's certificate chain and private key (PEM files, the key
+    unencrypted); with `client_ca_file`, clients must present a certificate
+    signed by that CA (mutual TLS)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """gRPC's server credentials; OSError naming the file that cannot be read."""
+
+        def read(path: str, what: str) -> bytes:
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise OSError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+
+        chain, key = read(self.cert_file, "server certificate"), read(self.key_file, "server key")
+        client_ca = read(self.client_ca_file, "client CA") if self.client_ca_file else None
+        return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
+                                           require_client_auth=client_ca is not None)
+
+    def describe(self) -> str:
+        return "TLS, client certificates required" if self.client_ca_file else "TLS"
 
 
 class UdfError(Exception):
@@ -152,7 +188,7 @@ class FunctionService(MessagingServiceServicer):
             await context.abort(exc.code, exc.details)
         except Exception as exc:  # the UDF's own bug: fail this call only, keep serving
             log.exception("UDF failed on a message")
-            await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+            await context.abort(grpc.StatusCode.INTERNAL, redact_text(f"{type(exc).__name__}: {exc}"))
         raise AssertionError("unreachable: context.abort raises")
 
     async def requestReply(self, request: GrpcMessage, context: grpc.aio.ServicerContext) -> GrpcMessage:
@@ -198,10 +234,12 @@ async def start_server(
     host: str = DEFAULT_HOST,
     *,
     aggregate: AggregateFunction | None = None,
+    tls: ServerTls | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Start serving `fn` with the health service; returns (server, health, bound port).
 
-    Raises `OSError` when the address cannot be bound (e.g. the port is taken).
+    Raises `OSError` when the address cannot be bound (e.g. the port is
+    taken) or the TLS files cannot be read.
     """
     # no SO_REUSEPORT: a second server on a taken port must fail, not share it silently
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -209,7 +247,10 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        else:
+            bound = server.add_secure_port(f"{host}:{port}", tls.credentials())
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {host}:{port}: {exc}") from None
     await server.start()
@@ -225,12 +266,13 @@ async def serve_async(
     *,
     aggregate: AggregateFunction | None = None,
     grace_seconds: float = 5.0,
+    tls: ServerTls | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain: health turns NOT_SERVING, calls in
     flight get `grace_seconds` to finish, new ones are refused."""
-    server, health_servicer, bound = await start_server(fn, port, host, aggregate=aggregate)
+    server, health_servicer, bound = await start_server(fn, port, host, aggregate=aggregate, tls=tls)
     name = getattr(fn, "__name__", "udf")
-    log.info("UDF %s serving %s on %s:%d", name, SERVICE_NAME, host, bound)
+    log.info("UDF %s serving %s on %s:%d (%s)", name, SERVICE_NAME, host, bound, tls.describe() if tls else "plaintext")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -253,6 +295,7 @@ def serve(
     *,
     aggregate: AggregateFunction | None = None,
     grace_seconds: float = 5.0,
+    tls: ServerTls | None = None,
 ) -> None:
     """Blocking form of `serve_async`: the whole `main` of a UDF process."""
-    asyncio.run(serve_async(fn, port, host, aggregate=aggregate, grace_seconds=grace_seconds))
+    asyncio.run(serve_async(fn, port, host, aggregate=aggregate, grace_seconds=grace_seconds, tls=tls))

@@ -28,6 +28,7 @@ from engine.serde.encoders import (
 )
 from engine.serde.registry import (
     SCHEMA_ID_OPTION,
+    SchemaRegistryConfigError,
     SchemaRegistryUnavailable,
     parse_schema_ids,
     registry_client,
@@ -38,6 +39,7 @@ __all__ = [
     "BatchDecoder",
     "DecodeError",
     "DecodedBatch",
+    "SchemaRegistryConfigError",
     "SchemaRegistryUnavailable",
     "confluent_header",
     "encode_avro",
@@ -122,6 +124,6 @@ def make_decoder(
     if stream.value_format == "avro":
         return AvroBatchDecoder(schema, names, time, confluent=False)
     if registry is None and stream.schema_registry_url:
-        registry = registry_client(stream.schema_registry_url)
+        registry = registry_client(stream.schema_registry_url, stream.schema_registry_settings)
     accepted = None if registry is not None else parse_schema_ids(stream.options.get(SCHEMA_ID_OPTION))
     return AvroBatchDecoder(schema, names, time, confluent=True, registry=registry, accepted_ids=accepted)

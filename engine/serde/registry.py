@@ -22,6 +22,14 @@ an id nobody registered, so what the registry is asked is bounded:
 A registry that does not answer (down, a timeout, a 5xx) raises
 `SchemaRegistryUnavailable`: the batch is read again later, nothing is
 dead-lettered and nothing cached. Only a 404 makes the records dead letters.
+
+The client carries the stream's registry credentials and TLS settings
+(`config.connections.registry_settings`). A registry that refuses them (401,
+403) or a TLS handshake that fails is a `SchemaRegistryConfigError`: the
+process stops with one line saying so, since no retry and no dead letter
+can mend it. `check_registry` asks once at start, so a wrong password stops
+the dataflow before it reads anything; a lookup that meets the same later
+(credentials revoked while running) stops it too.
 """
 
 from __future__ import annotations
@@ -35,8 +43,11 @@ from typing import Any, Generic, TypeVar
 from cachetools import LRUCache, TTLCache
 
 from config.schema_ids import SCHEMA_ID_OPTION, parse_schema_ids
+from runtime.logs import FatalError
+from runtime.redact import redact_text, redact_url
 
-__all__ = ["SCHEMA_ID_OPTION", "LookupLimits", "SchemaRegistryUnavailable", "WriterSchemas", "parse_schema_ids",
+__all__ = ["SCHEMA_ID_OPTION", "LookupLimits", "SchemaRegistryConfigError", "SchemaRegistryUnavailable", "WriterSchemas",
+           "check_registry", "parse_schema_ids",
            "registry_client"]
 
 log = logging.getLogger(__name__)
@@ -47,11 +58,65 @@ class SchemaRegistryUnavailable(RuntimeError):
     """The registry could not answer: an infrastructure failure, not bad data."""
 
 
-def registry_client(url: str) -> Any:
-    """A Confluent registry client; `mock://...` gives an in-process registry."""
+class SchemaRegistryConfigError(FatalError):
+    """The registry refused the credentials or the access, or TLS to it failed: a configuration to fix."""
+
+
+AUTH_STATUS = {401: "refused the credentials (401 Unauthorized)", 403: "denied access (403 Forbidden)"}
+NUMERIC_SETTINGS = ("timeout",)
+PROBE_ID = 0  # registries number schemas from 1: asking for 0 checks the credentials and finds nothing
+
+
+def registry_client(url: str, settings: Mapping[str, str] | None = None) -> Any:
+    """A Confluent registry client with the stream's auth and TLS settings;
+    `mock://...` gives an in-process registry."""
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    return SchemaRegistryClient.new_client({"url": url})
+    conf: dict[str, Any] = {"url": url}
+    for key, value in (settings or {}).items():
+        conf[key] = float(value) if key in NUMERIC_SETTINGS else value
+    try:
+        return SchemaRegistryClient.new_client(conf)
+    except (ValueError, TypeError, OSError) as exc:  # unreadable CA or client certificate, malformed settings
+        raise SchemaRegistryConfigError(redact_text(f"schema registry at {redact_url(url)}: {exc}")) from None
+
+
+def config_error_of(exc: BaseException, url: str) -> SchemaRegistryConfigError | None:
+    """The configuration error a failed registry call stands for: a 401/403, or a TLS handshake that failed."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from connectors.tls import tls_failure
+
+    where = f"schema registry at {redact_url(url)}"
+    if isinstance(exc, SchemaRegistryError) and exc.http_status_code in AUTH_STATUS:
+        return SchemaRegistryConfigError(
+            f"{where} {AUTH_STATUS[exc.http_status_code]}: check basic-auth.user-info "
+            "(value.avro-confluent.basic-auth.user-info, or SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO)")
+    problem = tls_failure(exc)
+    return SchemaRegistryConfigError(f"{where}: {problem}") if problem else None
+
+
+def check_registry(url: str, settings: Mapping[str, str] | None = None) -> bool:
+    """Ask the registry once (a schema id no registry assigns): raises
+    SchemaRegistryConfigError when it refuses the credentials or TLS fails;
+    False when it cannot be reached (lookups retry later), True when it answered."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    client = registry_client(url, settings)
+    try:
+        client.get_schema(PROBE_ID)
+    except SchemaRegistryError as exc:
+        error = config_error_of(exc, url)
+        if error is not None:
+            raise error from None
+        return exc.http_status_code < 500
+    except Exception as exc:  # noqa: BLE001 - transport: down, or a TLS failure
+        error = config_error_of(exc, url)
+        if error is not None:
+            raise error from None
+        log.warning("schema registry at %s does not answer (%s); lookups will retry", redact_url(url), redact_text(str(exc)))
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -156,6 +221,11 @@ class WriterSchemas(Generic[T]):
             self._inline = self._prepare(self._inline_json)
         return self._inline
 
+    def _raise_if_config_error(self, exc: BaseException) -> None:
+        error = config_error_of(exc, _registry_url(self._client))
+        if error is not None:
+            raise error from None
+
     def _fetch(self, schema_id: int) -> T | str:
         """One registry lookup: the prepared decoder, or the reason the id is unusable."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -165,8 +235,10 @@ class WriterSchemas(Generic[T]):
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 return f"unknown-schema-id: {schema_id} (not in the schema registry)"
+            self._raise_if_config_error(exc)
             raise SchemaRegistryUnavailable(f"schema registry lookup of id {schema_id} failed: {exc}") from exc
         except Exception as exc:  # transport errors: the registry is down, the data may be fine
+            self._raise_if_config_error(exc)
             raise SchemaRegistryUnavailable(f"schema registry lookup of id {schema_id} failed: {exc}") from exc
         if (schema.schema_type or "AVRO").upper() != "AVRO":
             return f"unknown-schema-id: {schema_id} is a {schema.schema_type} schema, not Avro"
@@ -174,3 +246,9 @@ class WriterSchemas(Generic[T]):
             return self._prepare(schema.schema_str)
         except Exception as exc:  # noqa: BLE001 - a broken schema is a property of the id, not a crash
             return f"unknown-schema-id: {schema_id} has an unusable schema ({exc})"
+
+
+def _registry_url(client: Any) -> str:
+    rest = getattr(client, "_rest_client", None)
+    urls = getattr(rest, "base_urls", None)
+    return ",".join(urls) if urls else "?"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import signal
 import time
-import urllib.request
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +15,7 @@ import orjson
 import pytest
 
 from tests.support.kafka_io import produce, read_all
-from tests.support.pipeline import run_dataflow, start_dataflow
+from tests.support.pipeline import run_dataflow, scrape, start_dataflow
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.broker
@@ -186,13 +185,13 @@ def test_latest_offset_skips_what_was_there_and_metrics_are_served(tmp_path: Pat
                           env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port),
                                "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp_path)})
     try:
-        metrics = _scrape(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
+        metrics = scrape(f"http://127.0.0.1:{port}/metrics", timeout_s=30)
         time.sleep(2)  # the readers have taken their starting offsets
         new = [{"device": "d2", "site": "south", "temperature": 2.0, "ts": BASE + 118_500 + i} for i in range(5)]  # near the end of its window: quiet input closes it soon
         produce(kafka_bootstrap, source, [orjson.dumps(r) for r in new], partition=0)
         records = read_all(kafka_bootstrap, sink, timeout_s=60, expect=1)
         assert [(orjson.loads(v)["device"], orjson.loads(v)["n"]) for _, v, _, _, _ in records] == [("d2", 5)]
-        metrics = _scrape(f"http://127.0.0.1:{port}/metrics", timeout_s=10)
+        metrics = scrape(f"http://127.0.0.1:{port}/metrics", timeout_s=10)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
@@ -200,15 +199,3 @@ def test_latest_offset_skips_what_was_there_and_metrics_are_served(tmp_path: Pat
     assert 'iot_results_out_total{processor="sensor-query"} 1.0' in metrics
     assert 'iot_watermark_ms{partition="' in metrics or "iot_watermark_ms{" in metrics
     assert "iot_watermark_lag_seconds" in metrics and "iot_open_windows" in metrics
-
-
-def _scrape(url: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)

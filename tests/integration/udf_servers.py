@@ -48,9 +48,19 @@ def go_udf(port: int) -> list[str]:
     return [str(go_udf_binary()), "--host", "127.0.0.1", "--port", str(port)]
 
 
-def health_status(port: int, service: str = "", timeout: float = 1.0) -> int | None:
+ClientTls = tuple[Path, Path, Path]  # CA, client certificate, client key: for a UDF served over TLS
+
+
+def _channel(port: int, tls: ClientTls | None) -> grpc.Channel:
+    if tls is None:
+        return grpc.insecure_channel(f"127.0.0.1:{port}")
+    ca, cert, key = (p.read_bytes() for p in tls)
+    return grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca, key, cert))
+
+
+def health_status(port: int, service: str = "", timeout: float = 1.0, tls: ClientTls | None = None) -> int | None:
     """The health service's answer, or None when nothing answers."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with _channel(port, tls) as channel:
         try:
             return health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
@@ -62,10 +72,11 @@ def health_status(port: int, service: str = "", timeout: float = 1.0) -> int | N
 class UdfProcess:
     """One UDF server process; `start` waits until its health service says SERVING."""
 
-    def __init__(self, argv: list[str], port: int, log_path: Path | None = None):
+    def __init__(self, argv: list[str], port: int, log_path: Path | None = None, tls: ClientTls | None = None):
         self.argv = argv
         self.port = port
         self.log_path = log_path
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -77,7 +88,7 @@ class UdfProcess:
         self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if wait:
             deadline = time.monotonic() + timeout
-            while health_status(self.port) != health_pb2.HealthCheckResponse.SERVING:
+            while health_status(self.port, tls=self.tls) != health_pb2.HealthCheckResponse.SERVING:
                 assert self.proc.poll() is None, f"UDF exited with {self.proc.returncode}: {self.log()}"
                 assert time.monotonic() < deadline, f"UDF not serving after {timeout} s: {self.log()}"
                 time.sleep(0.1)
@@ -104,8 +115,8 @@ class UdfProcess:
 
 
 @contextmanager
-def running(argv: list[str], port: int, log_path: Path | None = None) -> Iterator[UdfProcess]:
-    udf = UdfProcess(argv, port, log_path).start()
+def running(argv: list[str], port: int, log_path: Path | None = None, tls: ClientTls | None = None) -> Iterator[UdfProcess]:
+    udf = UdfProcess(argv, port, log_path, tls).start()
     try:
         yield udf
     finally:

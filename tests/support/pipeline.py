@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,3 +53,16 @@ def start_dataflow(pipeline: Path, bootstrap: str, *, processors: str = "sql", a
     full_env = dataflow_env(pipeline, bootstrap, processors, bounded, env)
     return subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflows.iot", *args], cwd=REPO, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def scrape(url: str, timeout_s: float) -> str:
+    """The text at `url` (a metrics endpoint), waiting for it to answer at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -381,15 +382,28 @@ def test_strimzi_rabbitmq_overlay_points_at_the_operator_resources() -> None:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == cluster
         assert topic["spec"]["partitions"] % replicas == 0  # every process reads the same share
 
+    # The operator's default-user Secret is the dataflow's RabbitMQ binding:
+    # written out here as the kubelet would mount it, the pipeline resolves
+    # the RabbitMQ stream to the operator's Service with those credentials.
     rabbit = find(objects, "RabbitmqCluster")["metadata"]["name"]
-    env = env_entries(_dataflow("overlays/strimzi-rabbitmq"))
-    for key in ("RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"):
-        assert env[key]["valueFrom"]["secretKeyRef"]["name"] == f"{rabbit}-default-user"
-    url = env["RABBITMQ_URL"]["value"]
-    assert re.fullmatch(rf"amqp://\$\(RABBITMQ_USERNAME\):\$\(RABBITMQ_PASSWORD\)@{rabbit}:5672/%2F", url)
-    order = list(env)
-    assert order.index("RABBITMQ_USERNAME") < order.index("RABBITMQ_URL")  # $(VAR) expands only earlier vars
-    assert order.index("RABBITMQ_PASSWORD") < order.index("RABBITMQ_URL")
+    dataflow = _dataflow("overlays/strimzi-rabbitmq")
+    pod = _pod("overlays/strimzi-rabbitmq")
+    volume = next(v for v in pod["volumes"] if v["name"] == "rabbitmq-binding")
+    assert volume["secret"]["secretName"] == f"{rabbit}-default-user" and volume["secret"]["optional"] is False
+    root = Path(literal_env(dataflow)["SERVICE_BINDING_ROOT"])
+    mount = Path(_mount_path(dataflow, "rabbitmq-binding"))
+    assert mount.parent == root
+    assert not any(name.startswith("RABBITMQ") for name in env_entries(dataflow))
+    with tempfile.TemporaryDirectory() as folder:
+        binding = Path(folder) / mount.name
+        binding.mkdir()
+        operator_secret = {"type": "rabbitmq", "provider": "rabbitmq", "host": f"{rabbit}.iot-monitoring.svc",
+                           "port": "5672", "username": "default_user_x", "password": "operator-made-secret"}
+        for key, value in operator_secret.items():
+            (binding / key).write_text(value)
+        pipeline = _pipeline_for(objects, {**brokers, "SERVICE_BINDING_ROOT": folder})
+    [output] = [s for s in pipeline.streams.values() if s.protocol == "rabbitmq"]
+    assert output.servers == f"amqp://default_user_x:operator-made-secret@{rabbit}:5672/%2F"
 
 
 def test_external_brokers_overlay_reads_brokers_from_a_secret_only() -> None:
@@ -403,6 +417,64 @@ def test_external_brokers_overlay_reads_brokers_from_a_secret_only() -> None:
         assert c["envFrom"] == [{"secretRef": {"name": "iot-monitoring-brokers"}}]
         assert not set(BROKER_ENV) & set(env_entries(c))  # nothing shadows the Secret
     assert set(_external_secret_keys("iot-monitoring-brokers")) == set(BROKER_ENV)
+
+
+def _containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec")
+        if pod:
+            out += [(f"{obj['kind']}/{obj['metadata']['name']}", c) for c in pod.get("initContainers", []) + pod["containers"]]
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_secret_is_a_literal_in_an_env_value_or_a_config_map(target: str) -> None:
+    """Credentials reach the processes as mounted files (or at most from a
+    Secret), never as a value written in a manifest: no secret-named variable
+    has a literal value, no value carries a URL password or composes one
+    from other variables, and no ConfigMap holds either."""
+    from runtime.redact import is_secret_key, url_password
+
+    objects = render(target)
+    for where, c in _containers(objects):
+        for name, value in literal_env(c).items():
+            assert not is_secret_key(name), f"{where}/{c['name']}: {name} is a secret with a literal value"
+            assert url_password(value) is None, f"{where}/{c['name']}: {name} has a password in its URL"
+            assert "@" not in value or "$(" not in value, f"{where}/{c['name']}: {name} composes credentials"
+    for config_map in all_of(objects, "ConfigMap"):
+        for key, value in config_map.get("data", {}).items():
+            assert not is_secret_key(key), f"ConfigMap {config_map['metadata']['name']}: {key}"
+            for line in value.splitlines():
+                assert url_password(line.split("=", 1)[-1].strip().strip('"')) is None, line
+
+
+def test_the_check_above_finds_a_password_in_a_url() -> None:
+    from runtime.redact import url_password
+
+    assert url_password("amqp://user:hunter2@rabbit:5672/%2F") == "hunter2"
+    broken = _dataflow("base")
+    broken["env"].append({"name": "RABBITMQ_URL", "value": "amqp://u:p@h/"})
+    assert url_password(literal_env(broken)["RABBITMQ_URL"]) == "p"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_bindings_are_secrets_mounted_read_only_for_the_pods_group(target: str) -> None:
+    objects = render(target)
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec")
+        if not pod:
+            continue
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            root = literal_env(c).get("SERVICE_BINDING_ROOT")
+            mounts = [m for m in c.get("volumeMounts", []) if m["mountPath"].startswith(f"{root}/")] if root else []
+            for m in mounts:
+                secret = volumes[m["name"]]["secret"]
+                assert m.get("readOnly") is True and secret["defaultMode"] == 0o440, (obj["metadata"]["name"], m)
+                assert pod["securityContext"].get("fsGroup") is not None  # group-readable by the pod's user only
+    dataflow = _dataflow(target)
+    assert {m["mountPath"] for m in dataflow["volumeMounts"]} >= {"/bindings/kafka", "/bindings/rabbitmq"}
 
 
 # --- recovery partitions --------------------------------------------------------

@@ -16,6 +16,7 @@ from config import ConfigError, load_pipeline
 from config.pipeline import Pipeline
 from config.resolve import with_registry_schemas
 from connectors.schema_registry import SchemaFetchError, fetch_registry_schemas, fetch_subject_schema
+from tests.support.registry import reply_json
 
 HEADER = "apiVersion: streaming.tanzu.vmware.com/v1alpha1\n"
 QUERY = "INSERT INTO [[STREAM:out]] SELECT code FROM [[STREAM:events]]"
@@ -138,7 +139,9 @@ def test_a_registry_subject_is_recorded_not_fetched(tmp_path):
     events = resolve(tmp_path, context).stream("events")
     assert events.schema_pending and events.value_format == "avro-confluent"
     assert events.schema_registry_subject_url == "https://user:secret@registry.test:8081/subjects/events-value/versions/7"
-    assert events.schema_registry_url == "https://user:secret@registry.test:8081"
+    # the credentials leave the URL for the registry client's settings
+    assert events.schema_registry_url == "https://registry.test:8081"
+    assert events.schema_registry_settings["basic.auth.user.info"] == "user:secret"
     assert "secret" not in "\n".join(events.describe_lines())
 
 
@@ -251,12 +254,7 @@ class _Registry(BaseHTTPRequestHandler):
             status, body = 404, {"error_code": 40402, "message": f"Version {parts[3]} not found."}
         else:
             status, body = 404, {"error_code": 40401, "message": f"Subject '{parts[1] if len(parts) > 1 else ''}' not found."}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply_json(self, status, body)
 
     def log_message(self, *args) -> None:
         pass

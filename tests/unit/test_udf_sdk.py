@@ -102,3 +102,14 @@ def test_multipart_content_type_of_inner_type(content_type: str, expected: str) 
     assert h.multipart_of(content_type) == expected
     assert h.is_multipart({h.CONTENT_TYPE: expected})
     assert not h.is_multipart({h.CONTENT_TYPE: content_type})
+
+
+def test_udf_serve_refuses_tls_options_that_do_not_go_together(capsys, tmp_path) -> None:
+    from cli.main import main
+
+    assert main(["udf", "serve", "uppercase", "--port", "1", "--tls-cert", "server.pem"]) == 2
+    assert capsys.readouterr().err.strip() == "iot-monitoring udf: --tls-cert and --tls-key go together"
+    missing = str(tmp_path / "missing.pem")
+    assert main(["udf", "serve", "uppercase", "--host", "127.0.0.1", "--port", "1",
+                 "--tls-cert", missing, "--tls-key", missing]) == 2
+    assert capsys.readouterr().err.strip() == f"iot-monitoring udf: cannot read the server certificate {missing}: No such file or directory"

@@ -125,6 +125,16 @@ def bench_producer(bootstrap: str) -> Producer:
     })
 
 
+def send(producer: Producer, topic: str, value: bytes, key: bytes, partition: int, **extra: int) -> None:
+    """Produce one record, waiting for deliveries while the producer's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value, key, partition=partition, **extra)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def load(bootstrap: str, topics: dict[str, str], events: int, partitions: int, schema_json: str,
          events_per_s: float = 1000.0, seed: int = 2022) -> LoadedData:
     """Produce the same `events` into every topic of `topics` (format -> topic)."""
@@ -148,12 +158,7 @@ def load(bootstrap: str, topics: dict[str, str], events: int, partitions: int, s
             values = encode_values(fmt, schema_json, records)
             for record, value in zip(records, values):
                 code = record["error_code"]
-                while True:
-                    try:
-                        producer.produce(topic, value, keys[code], partition=partition_index[code])
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                send(producer, topic, value, keys[code], partition_index[code])
             producer.poll(0)
     if producer.flush(120) != 0:
         raise RuntimeError("the benchmark data could not be written to Kafka")

@@ -138,12 +138,13 @@ def package_env(pipeline: Path, bootstrap: str, security: dict[str, str] | None 
 
 
 def run_package(pipeline: Path, bootstrap: str, processes: int, timeout_s: float,
-                security: dict[str, str] | None = None) -> Run:
-    """`python -m bytewax.run dataflows.iot` with 1 or more processes; for a
-    cluster, the slowest process's time and the sum of their peak RSS."""
+                security: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Run:
+    """`python -m bytewax.run dataflows.iot` with 1 or more processes (`args`:
+    more of `bytewax.run`'s, for one process); for a cluster, the slowest
+    process's time and the sum of their peak RSS."""
     env = package_env(pipeline, bootstrap, security)
     if processes == 1:
-        return run(python_cmd("-m", "bytewax.run", "dataflows.iot"), env, timeout_s).check("iot-monitoring")
+        return run(python_cmd("-m", "bytewax.run", "dataflows.iot", *args), env, timeout_s).check("iot-monitoring")
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
     runs = run_together([python_cmd("-m", "bytewax.run", "dataflows.iot", "-i", str(i), "-a", addresses)
                          for i in range(processes)], env, timeout_s)

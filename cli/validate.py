@@ -92,6 +92,11 @@ def validate_file(file: str, plan_fn: PlanFn | None, fetch_timeout_s: float | No
             problems.append(where[0].problem(message, where[1]) if where else Problem(file, message))
     if problems:
         raise ConfigError(problems)
+    if plan_fn is not None:  # what the dataflow refuses at start when every Processor runs in it
+        from config.chains import chain_order, check_handed_over
+
+        chain_order(pipeline, plans)
+        check_handed_over(pipeline, plans)
     return describe_pipeline(pipeline, plans, planner_available=plan_fn is not None)
 
 
@@ -108,6 +113,7 @@ def describe_pipeline(pipeline: Pipeline, plans: dict[str, Any], planner_availab
             plan_lines = plans[query.name].describe().splitlines()
             lines.append(f"    plan         {plan_lines[0]}")
             lines += [f"                 {line}" for line in plan_lines[1:]]
+            lines += _describe_chain(plans[query.name], plans, pipeline)
             lines += _describe_debug(query, plans[query.name], pipeline)
         elif not planner_available:
             lines.append("    plan         (SQL planner not installed)")
@@ -129,6 +135,21 @@ def describe_pipeline(pipeline: Pipeline, plans: dict[str, Any], planner_availab
 
 def _describe_stream(stream: StreamSpec) -> list[str]:
     return [f"  {stream.name}", *(f"    {line}" for line in stream.describe_lines())]
+
+
+def _describe_chain(plan: Any, plans: dict[str, Any], pipeline: Pipeline) -> list[str]:
+    """Inputs another query writes (handed over in one dataflow), and an upsert output's keys."""
+    from config.chains import writers
+
+    written = writers(plans)
+    lines = [f"    input        {source} handed over from {', '.join(written[source])} in one dataflow"
+             " (read back from Kafka when the Processors run apart)"
+             for source in dict.fromkeys(plan.sources) if source in written]
+    sink = pipeline.stream(plan.sink)
+    if sink.upsert:
+        lines.append(f"    output       upsert-kafka: keyed by {', '.join(sink.primary_key)} (JSON); a later row replaces"
+                     " the earlier one of its key, a retraction (-D) is a tombstone; the topic is made compacted")
+    return lines
 
 
 def _describe_debug(query: QueryProcessor, plan: Any, pipeline: Pipeline) -> list[str]:

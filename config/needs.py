@@ -2,7 +2,8 @@
 
 Computed once from the pipeline and the plans of the Processors that run:
 every Kafka topic a query or UDF stage reads or writes (inputs, outputs, the
-late and dead-letter side topics), grouped by cluster, and every RabbitMQ
+late and dead-letter side topics), grouped by cluster, with the settings a
+topic needs (an upsert-kafka Stream's is compacted), and every RabbitMQ
 exchange an output publishes to. `connectors.preflight` creates them; the
 dataflow, `iot-monitoring demo` and `iot-monitoring generate` all go through
 it, so they agree on names and partition counts.
@@ -18,13 +19,19 @@ from config.pipeline import Pipeline, StreamSpec, TlsSettings, UdfProcessor
 from config.sql.plan import Plan
 
 
+COMPACTED = MappingProxyType({"cleanup.policy": "compact"})
+"""The topic settings of an upsert-kafka Stream: Kafka keeps the last value per key."""
+
+
 @dataclass(frozen=True)
 class KafkaTopics:
-    """Topics of one Kafka cluster (servers plus client settings), name -> partitions."""
+    """Topics of one Kafka cluster (servers plus client settings), name -> partitions,
+    and the settings a topic must be created with (name -> settings; most have none)."""
 
     servers: str
     properties: Mapping[str, str]
     topics: Mapping[str, int]
+    configs: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Needs:
 @dataclass
 class _Collector:
     groups: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, int]] = field(default_factory=dict)
+    configs: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Mapping[str, str]]] = field(default_factory=dict)
     properties: dict[tuple[str, tuple[tuple[str, str], ...]], Mapping[str, str]] = field(default_factory=dict)
     exchanges: dict[tuple[str, str], Exchange] = field(default_factory=dict)
 
@@ -59,6 +67,8 @@ class _Collector:
         topic = name or stream.topic
         wanted = partitions or stream.partition_count or 1
         topics[topic] = max(topics.get(topic, 0), wanted)
+        if stream.upsert and name is None:  # the stream's own topic, not its side topics
+            self.configs.setdefault(key, {})[topic] = COMPACTED
 
     def output(self, stream: StreamSpec) -> None:
         if stream.protocol == "rabbitmq":
@@ -68,7 +78,8 @@ class _Collector:
 
     def needs(self) -> Needs:
         kafka = tuple(
-            KafkaTopics(servers, self.properties[(servers, props)], MappingProxyType(dict(topics)))
+            KafkaTopics(servers, self.properties[(servers, props)], MappingProxyType(dict(topics)),
+                        MappingProxyType(dict(self.configs.get((servers, props), {}))))
             for (servers, props), topics in self.groups.items()
         )
         return Needs(kafka, tuple(self.exchanges.values()))
@@ -99,11 +110,13 @@ def stream_needs(stream: StreamSpec, partitions: int | None = None, *, topic: st
                  servers: str | None = None) -> Needs:
     """One stream's own topic (what a producer of it needs); `topic` and
     `servers` replace the stream's when a command line says so."""
-    topics = {topic or stream.topic: partitions or stream.partition_count or 1}
-    return Needs((KafkaTopics(servers or stream.servers, stream.kafka_properties, MappingProxyType(topics)),))
+    name = topic or stream.topic
+    topics = {name: partitions or stream.partition_count or 1}
+    configs = {name: COMPACTED} if stream.upsert else {}
+    return Needs((KafkaTopics(servers or stream.servers, stream.kafka_properties, MappingProxyType(topics),
+                              MappingProxyType(configs)),))
 
 
 def plan_sources(plan: Plan) -> tuple[str, ...]:
-    """The input streams of a plan (one today; a join reads two)."""
-    sources = getattr(plan, "sources", None)
-    return tuple(sources) if sources else (plan.source,)
+    """The input streams of a plan (a join reads two)."""
+    return tuple(dict.fromkeys(plan.sources))

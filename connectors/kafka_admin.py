@@ -180,11 +180,14 @@ def partition_counts(client: AdminClient, topics: Iterable[str], timeout_s: floa
     return counts
 
 
-def ensure_topics(client: AdminClient, topics: Mapping[str, int], timeout_s: float = 30.0) -> None:
-    """Create the topics that do not exist yet (name -> partitions), and wait
-    until their metadata is visible."""
+def ensure_topics(client: AdminClient, topics: Mapping[str, int], timeout_s: float = 30.0,
+                  configs: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    """Create the topics that do not exist yet (name -> partitions; `configs`:
+    name -> topic settings to create it with), and wait until their metadata is visible."""
     existing = partition_counts(client, topics)
-    missing = [NewTopic(name, num_partitions=parts, replication_factor=1) for name, parts in topics.items() if name not in existing]
+    settings = configs or {}
+    missing = [NewTopic(name, num_partitions=parts, replication_factor=1, config=dict(settings.get(name, {})))
+               for name, parts in topics.items() if name not in existing]
     if not missing:
         return  # all there: no second metadata request at every start
     for name, future in client.create_topics(missing, request_timeout=timeout_s).items():

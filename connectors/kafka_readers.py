@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
-from engine.records import RawRecord, RecordBatch
+from engine.records import RawRecord, RecordBatch, header_value
 from engine.serde.batch import NativeValues
 
 try:
@@ -81,6 +81,11 @@ class NativeBatch:
     def timestamps(self) -> list[int]:
         return self.native.timestamps()
 
+    def header_values(self, name: str) -> list[bytes | None]:
+        """A record object per record: only streams with a header column pay it."""
+        native = self.native
+        return [header_value(native.record(i)[5], name) for i in range(len(native))]
+
 
 def raw_record(msg: Any) -> RawRecord:
     """A confluent-kafka message as a plain, picklable record."""
@@ -122,6 +127,9 @@ class ConfluentBatch:
 
     def timestamps(self) -> list[int]:
         return [m.timestamp()[1] for m in self.messages]
+
+    def header_values(self, name: str) -> list[bytes | None]:
+        return [header_value(m.headers(), name) for m in self.messages]
 
 
 class PartitionReaderLike(Protocol):

@@ -5,7 +5,9 @@ Importing this module does nothing. Asking it for `flow` (what
 
 1. the run's settings, read from the environment (`runtime.settings`);
 2. the pipeline YAML (`IOT_PIPELINE`, default `config/iot-monitoring.yaml`),
-   resolved, and each selected Processor's SQL compiled into a plan;
+   resolved, the schemas of registry subjects fetched, and each selected
+   Processor's SQL compiled into a plan (a chain of them ordered, writers
+   before readers);
 3. the preflight: wait for the brokers, create the topics and exchanges the
    plans need (`config.needs`, `connectors.preflight`);
 4. the dataflow, built without any I/O (`dataflows.wiring`).
@@ -29,26 +31,15 @@ if TYPE_CHECKING:
 
 
 def compile_plans(pipeline: Pipeline, options: RunOptions) -> dict[str, Plan]:
-    """The plan of every query Processor the run selects, by Processor name."""
+    """The plan of every query Processor the run selects, by Processor name;
+    a chain of them that cannot run in one dataflow is refused (`config.chains`)."""
+    from config.chains import chain_order, check_handed_over
     from config.sql import compile_query
 
     plans = {p.name: compile_query(p, pipeline) for p in pipeline.query_processors if options.runs("sql", p.name)}
-    for name, plan in plans.items():
-        refuse_unwired(name, plan, pipeline)
+    chain_order(pipeline, plans)
+    check_handed_over(pipeline, plans)
     return plans
-
-
-def refuse_unwired(name: str, plan: Plan, pipeline: Pipeline) -> None:
-    """Plans the wiring cannot run yet are refused in one line, not run as something else."""
-    from config import ConfigError, Problem
-
-    why = None
-    if plan.join is not None:
-        why = "its stream-stream join is planned (see `iot-monitoring validate`) but the dataflow does not run joins yet"
-    elif plan.window is not None and (t := pipeline.stream(plan.source).time_attribute) and t.source == "header":
-        why = f"its event time comes from the Kafka header {t.header!r}, which the partition stage does not read yet"
-    if why:
-        raise ConfigError([Problem(pipeline.source_file, f"Processor {name}: {why}")])
 
 
 def start_up_errors() -> tuple[type[Exception], ...]:

@@ -6,10 +6,19 @@ Per query (`operators.query`):
                               -> late     -> `<input topic>-late` (read back by offset)
                               -> dead     -> `<input topic>-dlq`
 
+per join (`operators.join`): both inputs' partitions -> join -> results ->
+Kafka (append-only rows, or an upsert-kafka changelog with tombstones),
+dead -> each input's `-dlq`;
+
 and per SRP Processor (`operators.udf`): its input Stream, read from Kafka
 or, when a query of the same dataflow writes it, taken from that query's
 results -> UDF over gRPC -> messages -> RabbitMQ exchange or Kafka topic,
 dead -> `<input topic>-dlq`.
+
+Chains: a query whose input Stream another query of the dataflow writes
+takes that query's results handed over in-process (`operators.handover`,
+`config.chains`), decoded and watermarked as its own Stream says; the
+queries are wired writers first.
 
 Building does no I/O: every connection is opened by a source or sink at run
 time (the start-up preflight, `connectors.preflight`, has made the topics
@@ -21,21 +30,28 @@ from __future__ import annotations
 
 import logging
 from operator import attrgetter
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Dataflow, Stream
 
+from config.chains import chain_order
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
+from config.sql.debug import debug_output
 from config.sql.plan import Plan
 from connectors.kafka_sink import KafkaOutSink
-from connectors.kafka_source import KafkaBatchSource, SourceSettings
+from connectors.kafka_source import BatchHandler, KafkaBatchSource, SourceSettings
 from connectors.late_sink import LateRecordSink
+from engine.join import SIDE_NAMES
+from engine.join_stage import JoinRunner, JoinSideHandler
 from engine.query_handlers import ResultEncoder, StatelessHandler, WindowedHandler
 from engine.records import PartitionId, QueryResult, RawRecord, RecordBatch
 from engine.serde import make_decoder
 from engine.window_engine import WindowEngine
-from operators.query import QueryOut, query
+from operators.handover import handed_over, late_of_handed_over
+from operators.join import JoinOut, join
+from operators.query import QueryOut, handed_over_query, query
 from runtime.lifecycle import close_at_shutdown
 from runtime.settings import RunOptions
 
@@ -51,22 +67,31 @@ FLOW_ID = "iot-monitoring"
 def build_flow(pipeline: Pipeline, plans: Mapping[str, Plan], options: RunOptions) -> Dataflow:
     """The queries of `plans` (by Processor name) and the UDF stages `options` selects.
 
-    A UDF stage whose input a query of the same dataflow writes takes the
-    query's results directly (they are still written to Kafka too): one hop
-    less of latency, and a bounded run passes its results through the UDF.
-    Run the processors as separate dataflows (`IOT_PROCESSORS=sql`,
-    `IOT_PROCESSORS=udf`) to have the UDF stage read the stream back from
-    Kafka, as the Streaming Runtime's processors did.
+    A query or UDF stage whose input a query of the same dataflow writes
+    takes that query's results directly (they are still written to Kafka
+    too): one hop less of latency, a bounded run passes everything through
+    the whole chain, and a restart resumes writer and reader at the same
+    snapshot. Run the processors as separate dataflows (`IOT_PROCESSORS=<name>`)
+    to have them read the stream back from Kafka, as the Streaming Runtime's
+    processors did.
     """
     flow = Dataflow(FLOW_ID)
-    produced: dict[str, Stream[QueryResult]] = {}
-    for processor in pipeline.query_processors:
-        plan = plans.get(processor.name)
-        if plan is not None:
-            produced[plan.sink] = add_query(flow, pipeline, processor, plan, options).results
+    processors = {p.name: p for p in pipeline.query_processors}
+    written: dict[str, list[Stream[QueryResult]]] = {}
+    for name in chain_order(pipeline, plans):
+        plan = plans[name]
+        results = add_query(flow, pipeline, processors[name], plan, options, _merged(written))
+        written.setdefault(plan.sink, []).append(results)
+    upstream = _merged(written)
     for udf in selected_udf_processors(pipeline, options):
-        add_udf_processor(flow, pipeline, udf, options, produced)
+        add_udf_processor(flow, pipeline, udf, options, upstream)
     return flow
+
+
+def _merged(written: Mapping[str, list[Stream[QueryResult]]]) -> dict[str, Stream[QueryResult]]:
+    """One stream of results per Stream written (several queries may write one)."""
+    return {name: streams[0] if len(streams) == 1 else op.merge(f"{name}_written", *streams)
+            for name, streams in written.items()}
 
 
 def selected_udf_processors(pipeline: Pipeline, options: RunOptions) -> list[UdfProcessor]:
@@ -88,41 +113,121 @@ def source_settings(stream: StreamSpec, options: RunOptions, processor: str, bat
     )
 
 
-def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions) -> QueryOut:
-    """Kafka in -> the plan -> Kafka out (results, late records, dead letters)."""
+def record_columns(plan: Plan, stream: StreamSpec) -> tuple[str, ...]:
+    """The columns of `stream` the plan reads from the record value (the
+    decoder's); metadata and processing-time columns are added beside it."""
+    return tuple(c for c in plan.columns_read(stream.name) if (f := stream.field_named(c)) is None or f.in_record)
+
+
+HandlerFactory = Callable[[PartitionId, tuple[PartitionId, ...], Any], BatchHandler]
+
+
+def add_query(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions,
+              upstream: Mapping[str, Stream[QueryResult]] | None = None) -> Stream[QueryResult]:
+    """Kafka (or a query of this dataflow) in -> the plan -> Kafka out (results,
+    late records, dead letters); returns the results, for readers in this dataflow."""
+    upstream = upstream or {}
+    debug = debug_output(processor, plan, pipeline)
+    debug.log_start(log)
+    if plan.join is not None:
+        results = add_join(flow, pipeline, processor, plan, options, upstream).results
+    else:
+        results = _add_single_input(flow, pipeline, processor, plan, options, upstream.get(plan.source)).results
+    sink = pipeline.stream(plan.sink)
+    name = processor.name
+    if debug.rows is not None and log.isEnabledFor(logging.DEBUG):
+        op.inspect(f"{name}_debug-rows", results, lambda _step, r: debug.log_rows(log, _logged_rows(r)))
+    op.output(f"{name}_write", op.map(f"{name}_records", results, attrgetter("out")),
+              KafkaOutSink(sink.servers, sink.kafka_properties))
+    return results
+
+
+def _logged_rows(result: QueryResult) -> list[dict[str, Any]]:
+    """A result as the output Stream holds it, for `debugQuery` (a tombstone shows nothing)."""
+    return [] if result.out.value is None else [orjson.loads(result.out.value)]
+
+
+def _add_single_input(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions,
+                      handed: Stream[QueryResult] | None) -> QueryOut:
     source = pipeline.stream(plan.source)
     sink = pipeline.stream(plan.sink)
-    decoder_columns = tuple(c for c in plan.columns_needed if (f := source.field_named(c)) is None or f.in_record)
+    columns = record_columns(plan, source)
     settings = pipeline.settings
     encoder = ResultEncoder(plan, sink)
     dlq = pipeline.dlq_topic(source)
     name = processor.name
 
+    make_engine = None
+    make_handler: HandlerFactory
+    drift = None
     if plan.window is None:
-        def make_stateless(pid: PartitionId, partitions: tuple[PartitionId, ...], state: object) -> StatelessHandler:
-            return StatelessHandler(plan, source, make_decoder(source, decoder_columns), encoder, dlq, pid)
-
-        reader = KafkaBatchSource(source.servers, source.topic, make_stateless,
-                                  source_settings(source, options, name, processor.batch_size), source.kafka_properties)
-        out = query(name, flow, reader, encoder, None, name)
+        def make_handler(pid: PartitionId, partitions: tuple[PartitionId, ...], state: object) -> StatelessHandler:
+            return StatelessHandler(plan, source, make_decoder(source, columns), encoder, dlq, pid)
     else:
         assert source.time_attribute is not None
         delay = source.time_attribute.watermark_delay_ms
+        drift = settings.max_watermark_drift_ms
 
-        def make_windowed(pid: PartitionId, partitions: tuple[PartitionId, ...], state: object) -> WindowedHandler:
-            return WindowedHandler(plan, source, settings, make_decoder(source, decoder_columns), pid, partitions, dlq, state)
+        def make_handler(pid: PartitionId, partitions: tuple[PartitionId, ...], state: object) -> WindowedHandler:
+            return WindowedHandler(plan, source, settings, make_decoder(source, columns), pid, partitions, dlq, state)
 
-        reader = KafkaBatchSource(
-            source.servers, source.topic, make_windowed,
-            source_settings(source, options, name, processor.batch_size, settings.max_watermark_drift_ms),
-            source.kafka_properties,
-        )
-        out = query(name, flow, reader, encoder, lambda state: WindowEngine(plan, settings, delay, state), name)
-        op.output(f"{name}_write-late", out.late,
-                  LateRecordSink(source.servers, pipeline.late_topic(source), source.kafka_properties))
+        def make_engine(state):
+            return WindowEngine(plan, settings, delay, state)
+
+    if handed is None:
+        reader = KafkaBatchSource(source.servers, source.topic, make_handler,
+                                  source_settings(source, options, name, processor.batch_size, drift),
+                                  source.kafka_properties)
+        out = query(name, flow, reader, encoder, make_engine, name)
+        if plan.window is not None:
+            op.output(f"{name}_write-late", out.late,
+                      LateRecordSink(source.servers, pipeline.late_topic(source), source.kafka_properties))
+    else:
+        log.info("%s reads %s as handed over by the query that writes it in this dataflow", name, source.name)
+        out = handed_over_query(name, handed, make_handler, source.topic, encoder, make_engine, name)
+        if plan.window is not None:
+            late_topic = pipeline.late_topic(source)
+            late = op.map(f"{name}_late-records", out.late, lambda record: late_of_handed_over(record, late_topic))
+            op.output(f"{name}_write-late", late, KafkaOutSink(source.servers, source.kafka_properties))
     op.output(f"{name}_write-dead-letters", out.dead, KafkaOutSink(source.servers, source.kafka_properties))
-    op.output(f"{name}_write", op.map(f"{name}_records", out.results, attrgetter("out")),
-              KafkaOutSink(sink.servers, sink.kafka_properties))
+    return out
+
+
+def add_join(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan: Plan, options: RunOptions,
+             upstream: Mapping[str, Stream[QueryResult]]) -> JoinOut:
+    """Both inputs, each read as its own Stream says -> the join -> results and dead letters."""
+    spec = plan.join
+    assert spec is not None
+    name = processor.name
+    encoder = ResultEncoder(plan, pipeline.stream(plan.sink))
+    reads = []
+    dead_sinks: dict[tuple, tuple[StreamSpec, list[str]]] = {}
+    for index, side in enumerate((spec.left, spec.right)):
+        stream = pipeline.stream(side.stream)
+        columns = record_columns(plan, stream)
+        dlq = pipeline.dlq_topic(stream)
+
+        def make_handler(pid: PartitionId, partitions: tuple[PartitionId, ...], state: object, index: int = index,
+                         side=side, stream: StreamSpec = stream, columns=columns, dlq: str = dlq) -> JoinSideHandler:
+            return JoinSideHandler(index, side, stream, make_decoder(stream, columns), dlq, pid)
+
+        step = f"{name}_{SIDE_NAMES[index]}"
+        handed = upstream.get(stream.name)
+        if handed is None:
+            reader = KafkaBatchSource(stream.servers, stream.topic, make_handler,
+                                      source_settings(stream, options, name, processor.batch_size), stream.kafka_properties)
+            reads.append(op.input(f"{step}_read", flow, reader))
+        else:
+            log.info("%s reads %s as handed over by the query that writes it in this dataflow", name, stream.name)
+            reads.append(handed_over(f"{step}_read", handed, make_handler, stream.topic))
+        cluster = (stream.servers, tuple(sorted(stream.kafka_properties.items())))
+        dead_sinks.setdefault(cluster, (stream, []))[1].append(dlq)
+    out = join(name, reads[0], reads[1], lambda state: JoinRunner(plan, encoder, state), name)
+    for i, (stream, topics) in enumerate(dead_sinks.values()):
+        dead = out.dead if len(dead_sinks) == 1 else op.filter(
+            f"{name}_dead-letters-{i}", out.dead, lambda letter, topics=tuple(topics): letter.topic in topics)
+        op.output(f"{name}_write-dead-letters" + (f"-{i}" if i else ""), dead,
+                  KafkaOutSink(stream.servers, stream.kafka_properties))
     return out
 
 

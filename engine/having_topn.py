@@ -1,5 +1,6 @@
 """What happens to a fired window's results before they are emitted: HAVING
-and Window Top-N, pure functions over the `WindowResult`s of one firing.
+(over a window's groups at once, before they are made into results) and
+Window Top-N (over the `WindowResult`s of one firing).
 
 Both run once per window, on its final values, so their output is final
 too: a group that fails HAVING is never emitted (its records were still
@@ -16,44 +17,50 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import polars as pl
+
 from config.sql.plan import OutputColumn, Plan, SortKey, TopNSpec
 from engine.records import WindowResult
 
 PostFire = Callable[[list[WindowResult]], list[WindowResult]]
+HavingFilter = Callable[[tuple[int, int], Sequence[tuple], Sequence[dict[str, Any]]], list[bool]]
 
 
 def post_fire(plan: Plan) -> PostFire | None:
-    """The steps a plan applies to each firing's results (None: none)."""
-    steps: list[PostFire] = []
-    if plan.having is not None:
-        steps.append(lambda results: having(plan, results))
-    if plan.top_n is not None:
-        steps.append(lambda results: top_n(plan, plan.top_n, results))  # type: ignore[arg-type]
-    if not steps:
+    """What a plan does with each firing's results, HAVING applied (None: nothing): Window Top-N."""
+    if plan.top_n is None:
         return None
-
-    def run(results: list[WindowResult]) -> list[WindowResult]:
-        for step in steps:
-            results = step(results)
-        return results
-
-    return run
+    spec = plan.top_n
+    return lambda results: top_n(plan, spec, results)
 
 
-def group_values(plan: Plan, result: WindowResult) -> dict[str, Any]:
-    """A result as HAVING reads it: window bounds, group columns, aggregates by alias."""
-    values: dict[str, Any] = dict(zip(plan.group_by, result.key))
-    values.update(result.aggregates)
-    values["window_start"] = result.start_ms
-    values["window_end"] = result.end_ms
-    return values
+def having_filter(plan: Plan) -> HavingFilter | None:
+    """HAVING over one fired window's groups at once (None: no HAVING).
 
+    The filter is given the window, the group keys and their final
+    aggregates, and says which groups pass, evaluated by polars over the
+    whole window (a window may hold a million groups, most of which fail):
+    the groups that fail are never made into results."""
+    if plan.having is None:
+        return None
+    predicate = plan.having
+    expression = predicate.polars().fill_null(False)
+    group_index = {name: i for i, name in enumerate(plan.group_by)}
 
-def having(plan: Plan, results: list[WindowResult]) -> list[WindowResult]:
-    """The results whose group passes HAVING (three-valued: unknown fails)."""
-    assert plan.having is not None
-    check = plan.having.row
-    return [r for r in results if check(group_values(plan, r))]
+    def passing(window: tuple[int, int], keys: Sequence[tuple], values: Sequence[dict[str, Any]]) -> list[bool]:
+        columns: dict[str, Any] = {}
+        for name in predicate.columns:
+            if name == "window_start" or name == "window_end":
+                columns[name] = pl.repeat(window[0] if name == "window_start" else window[1], len(keys), dtype=pl.Int64, eager=True)
+            elif name in group_index:
+                i = group_index[name]
+                columns[name] = [key[i] for key in keys]
+            else:
+                columns[name] = [v[name] for v in values]
+        frame = pl.DataFrame(columns, strict=False) if columns else pl.DataFrame({"__n": [0] * len(keys)})
+        return frame.select(expression.alias("__pass")).to_series().to_list()
+
+    return passing
 
 
 def ranked_values(columns: Sequence[OutputColumn], plan: Plan, result: WindowResult) -> dict[str, Any]:

@@ -23,8 +23,8 @@ matches); an expired row is never paired again. The state is plain
 picklable data (`JoinState`), for the recovery store.
 
 Input is a batch of rows per input, each a tuple of that input's
-`JoinInput.columns` (after its own filter: `side_rows` does both over a
-decoded polars frame); output is the batch of rows made, as tuples of the
+`JoinInput.columns` (after its own filter: `engine.join_stage` does both
+over a decoded batch); output is the batch of rows made, as tuples of the
 plan's SELECT list.
 """
 
@@ -47,13 +47,16 @@ SIDE_NAMES = ("left", "right")
 class JoinState:
     """All a join keeps, picklable as is.
 
-    `rows[side][key]` is a list of entries `[row, written_ms, matches]`
-    (matches counts the pairs a LEFT JOIN's left row has had); `written`
-    lists (written_ms, side, key) in write order, so that expiring a TTL is
-    a walk from the oldest end.
+    `rows[side][key]` is the key's bucket `[rows, written_ms, matches]`:
+    its rows in arrival order, and beside them, only where the join needs
+    them, when each was written (with a TTL) and how many pairs each has had
+    (a LEFT JOIN's left rows); else None. A row costs its tuple and nothing
+    more, which is what a snapshot pickles. `written` lists (written_ms,
+    side, key) in write order, so that expiring a TTL is a walk from the
+    oldest end.
     """
 
-    rows: tuple[dict[tuple, list[list[Any]]], dict[tuple, list[list[Any]]]] = field(default_factory=lambda: ({}, {}))
+    rows: tuple[dict[tuple, list[Any]], dict[tuple, list[Any]]] = field(default_factory=lambda: ({}, {}))
     written: deque = field(default_factory=deque)
     kept: list[int] = field(default_factory=lambda: [0, 0])
     counters: dict[str, int] = field(
@@ -64,10 +67,13 @@ class JoinState:
 @dataclass
 class JoinOutput:
     """The rows one batch made, in order; `kinds[i]` says whether row i is
-    an insert or a retraction (None: all inserts, the INNER JOIN case)."""
+    an insert or a retraction (None: all inserts, the INNER JOIN case);
+    `origins[i]`, when the join keeps them, the origins of its left and
+    right rows (None for a null-padded side)."""
 
     rows: list[tuple] = field(default_factory=list)
     kinds: list[Change] | None = None
+    origins: list[tuple[Any, Any]] | None = None
 
     def changes(self) -> list[tuple[Change, tuple]]:
         kinds = self.kinds if self.kinds is not None else [INSERT] * len(self.rows)
@@ -80,9 +86,14 @@ class JoinOutput:
 class StreamJoin:
     """The join of one plan: feed it batches of either input, get the rows it makes."""
 
-    def __init__(self, spec: JoinSpec, projection: Sequence[OutputColumn], state: JoinState | None = None):
+    def __init__(self, spec: JoinSpec, projection: Sequence[OutputColumn], state: JoinState | None = None,
+                 origins: bool = False):
+        """`origins`: each input row ends with one more value, where it came
+        from (kept in state, never compared), and the output says whose pair
+        each row is (a result's identity)."""
         self.spec = spec
         self.state = state or JoinState()
+        self.origins = origins
         self.ttl_ms = spec.state_ttl_ms
         self.outer = spec.kind == "LEFT"
         sides = (spec.left, spec.right)
@@ -122,7 +133,7 @@ class StreamJoin:
         self._expire(now_ms)
         st = self.state
         st.counters[SIDE_NAMES[side] + "_in"] += len(rows)
-        out = JoinOutput(kinds=[] if self.outer else None)
+        out = JoinOutput(kinds=[] if self.outer else None, origins=[] if self.origins else None)
         own, other = st.rows[side], st.rows[1 - side]
         key_index = self.key_index[side]
         ttl = self.ttl_ms
@@ -133,27 +144,36 @@ class StreamJoin:
                     self._emit(out, row, None, INSERT)
                 continue
             matches = 0
-            for entry in other.get(key, ()):
-                if ttl is not None and entry[1] + ttl <= now_ms:
-                    continue
-                left, right = (row, entry[0]) if side == LEFT else (entry[0], row)
-                if self.condition is not None and not self.condition(left, right):
-                    continue
-                matches += 1
-                if side == RIGHT and self.outer:
-                    if entry[2] == 0:
-                        self._emit(out, left, None, DELETE)
-                    entry[2] += 1
-                    if ttl is not None:  # Flink rewrites the row to count its match: its TTL starts again
-                        entry[1] = now_ms
-                        st.written.append((now_ms, LEFT, key))
-                self._emit(out, left, right, INSERT)
+            bucket = other.get(key)
+            if bucket is not None:
+                their_rows, their_written, their_matches = bucket
+                for j, other_row in enumerate(their_rows):
+                    if ttl is not None and their_written[j] + ttl <= now_ms:
+                        continue
+                    left, right = (row, other_row) if side == LEFT else (other_row, row)
+                    if self.condition is not None and not self.condition(left, right):
+                        continue
+                    matches += 1
+                    if side == RIGHT and self.outer:
+                        if their_matches[j] == 0:
+                            self._emit(out, left, None, DELETE)
+                        their_matches[j] += 1
+                        if ttl is not None:  # Flink rewrites the row to count its match: its TTL starts again
+                            their_written[j] = now_ms
+                            st.written.append((now_ms, LEFT, key))
+                    self._emit(out, left, right, INSERT)
             if side == LEFT and self.outer and matches == 0:
                 self._emit(out, row, None, INSERT)
-            own.setdefault(key, []).append([row, now_ms, matches])
-            st.kept[side] += 1
+            mine = own.get(key)
+            if mine is None:
+                mine = own[key] = [[], [] if ttl is not None else None, [] if self.outer and side == LEFT else None]
+            mine[0].append(row)
             if ttl is not None:
+                mine[1].append(now_ms)
                 st.written.append((now_ms, side, key))
+            if mine[2] is not None:
+                mine[2].append(matches)
+            st.kept[side] += 1
         return out
 
     def _emit(self, out: JoinOutput, left: tuple, right: tuple | None, kind: Change) -> None:
@@ -163,6 +183,8 @@ class StreamJoin:
         out.rows.append(tuple(None if rows[s] is None else rows[s][i] for s, i in self.pick))  # type: ignore[index]
         if out.kinds is not None:
             out.kinds.append(kind)
+        if out.origins is not None:
+            out.origins.append((left[-1], None if right is None else right[-1]))
         self.state.counters["inserts_out" if kind == INSERT else "deletes_out"] += 1
 
     def _expire(self, now_ms: float) -> int:
@@ -174,16 +196,18 @@ class StreamJoin:
         dropped = 0
         while written and written[0][0] + ttl <= now_ms:
             _, side, key = written.popleft()
-            entries = st.rows[side].get(key)
-            if not entries:
+            bucket = st.rows[side].get(key)
+            if bucket is None:
                 continue
-            live = [e for e in entries if e[1] + ttl > now_ms]
-            gone = len(entries) - len(live)
+            rows, times, matches = bucket
+            live = [j for j, t in enumerate(times) if t + ttl > now_ms]
+            gone = len(rows) - len(live)
             if gone:
                 dropped += gone
                 st.kept[side] -= gone
                 if live:
-                    st.rows[side][key] = live
+                    st.rows[side][key] = [[rows[j] for j in live], [times[j] for j in live],
+                                          None if matches is None else [matches[j] for j in live]]
                 else:
                     del st.rows[side][key]
         st.counters["expired"] += dropped
@@ -216,15 +240,6 @@ class _PairCheck:
             row = rows[side]
             values[key] = None if row is None else row[index]
         return self.check(values)
-
-
-def side_rows(frame: Any, side: JoinInput) -> list[tuple]:
-    """One input's decoded batch (a polars frame with the stream's columns)
-    as the join's rows: its own filter applied to the whole frame, then its
-    kept columns, in order."""
-    if side.predicate is not None and frame.height:
-        frame = frame.filter(side.predicate.polars().fill_null(False))
-    return frame.select(list(side.columns)).rows()
 
 
 def output_dicts(output: JoinOutput, projection: Sequence[OutputColumn]) -> list[tuple[Change, Mapping[str, Any]]]:

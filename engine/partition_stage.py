@@ -27,6 +27,7 @@ import polars as pl
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from engine.dead_letters import dead_letter
+from engine.metadata import MetadataColumns
 from engine.records import NO_WATERMARK, GroupRows, PartitionBatch, PartitionId, RecordBatch, WindowedOutput
 from engine.serde import event_time_divisor
 
@@ -80,8 +81,11 @@ class PartitionStage:
         time_attr = stream.time_attribute
         assert time_attr is not None
         self.time_column = time_attr.column
-        self.time_from_kafka = time_attr.source == "kafka-timestamp"
         self.time_divisor = event_time_divisor(stream)  # the column's unit (micros, say) to epoch millis
+        self.time_origin = {"kafka-timestamp": " (the Kafka record timestamp)",
+                            "header": f" (the Kafka header {time_attr.header!r})"}.get(time_attr.source, "")
+        # Kafka metadata and processing-time columns the plan reads, event time included
+        self.metadata = MetadataColumns.of(stream, plan.columns_needed, clock)
         self.delay = time_attr.watermark_delay_ms
         self.value_columns = tuple(dict.fromkeys(a.column for a in plan.aggregates if a.column))
         self.predicate = plan.predicate.polars().fill_null(False) if plan.predicate else None
@@ -126,16 +130,20 @@ class PartitionStage:
         future, with event time, offset and the watermark before each row."""
         rejected = list(decoded.errors)
         index = decoded.index
-        frame = decoded.frame
-        if self.time_from_kafka:
-            stamps = batch.timestamps()
-            event_times = pl.Series("__ts", [stamps[i] for i in index], dtype=pl.Int64)
-        else:
-            event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
-            if self.time_divisor != 1:
-                event_times = event_times // self.time_divisor
+        frame, unreadable = self.metadata.add(decoded.frame, batch, index, self.source)
+        event_times = frame.get_column(self.time_column).cast(pl.Int64).alias("__ts")
+        if self.time_divisor != 1:
+            event_times = event_times // self.time_divisor
         frame = frame.with_columns(event_times, offsets_of(batch, index), pl.Series("__pos", index, dtype=pl.Int64))
-        if frame.height and not (MIN_EVENT_MS <= event_times.min() and event_times.max() <= MAX_EVENT_MS):  # type: ignore[operator]
+        if unreadable:
+            rejected += unreadable
+            frame = frame.filter(~pl.col("__pos").is_in([pos for pos, _ in unreadable]))
+        if self.metadata and frame.get_column("__ts").null_count():
+            missing = frame.filter(pl.col("__ts").is_null())
+            rejected += [(pos, f"missing-field: {self.time_column}{self.time_origin}") for pos in missing["__pos"].to_list()]
+            frame = frame.filter(pl.col("__ts").is_not_null())
+        stamps = frame.get_column("__ts")
+        if frame.height and not (MIN_EVENT_MS <= stamps.min() and stamps.max() <= MAX_EVENT_MS):  # type: ignore[operator]
             in_range = pl.col("__ts").is_between(MIN_EVENT_MS, MAX_EVENT_MS)
             outside = frame.filter(~in_range)
             rejected += [(pos, f"timestamp-out-of-range: {ts} is not an epoch-millisecond time in years 0000..9999")

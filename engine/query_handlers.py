@@ -16,6 +16,7 @@ import polars as pl
 from config.pipeline import EngineSettings, StreamSpec
 from config.sql.plan import Plan
 from engine.dead_letters import dead_letter
+from engine.metadata import MetadataColumns
 from engine.partition_stage import PartitionStage, offsets_of
 from engine.records import (
     NO_WATERMARK,
@@ -56,13 +57,24 @@ class WindowedHandler:
 class ResultEncoder:
     """Query output rows in the output Stream's JSON format (the seed's):
     key = JSON object of the key fields, value = every selected column,
-    timestamps as `yyyy-MM-dd HH:mm:ss[.fff]` UTC."""
+    timestamps as `yyyy-MM-dd HH:mm:ss[.fff]` UTC.
+
+    For an upsert-kafka Stream the key is the JSON object of its primary key
+    columns, in the key's order, so a later row for the same key replaces the
+    earlier one for a compacting consumer, and a retraction (`-D`) is a
+    tombstone: that key with no value."""
 
     def __init__(self, plan: Plan, sink: StreamSpec):
         self.plan = plan
         self.topic = sink.topic
         names = [c.name for c in plan.projection]
-        self.key_fields = tuple(k for k in (sink.key_fields or sink.keys) if k in names)
+        if sink.upsert:
+            missing = [k for k in sink.primary_key if k not in names]
+            if missing:
+                raise ValueError(f"output stream {sink.name!r}: primary key column(s) {', '.join(missing)} are not written")
+            self.key_fields = sink.primary_key
+        else:
+            self.key_fields = tuple(k for k in (sink.key_fields or sink.keys) if k in names)
         self.timestamps = {c.name: c.type for c in plan.projection if "timestamp" in c.type}
         if sink.value_format not in ("json", "raw"):
             raise ValueError(f"output stream {sink.name!r}: value format {sink.value_format!r} is not supported for query output; use json")
@@ -70,6 +82,10 @@ class ResultEncoder:
     def encode_row(self, row: dict[str, Any], headers: list[tuple[str, bytes]] | None = None) -> KafkaOut:
         key = encode_json_key(self.key_fields, row, self.timestamps) if self.key_fields else None
         return KafkaOut(self.topic, key, encode_json_value(self.plan.projection, row), headers or [])
+
+    def encode_delete(self, row: dict[str, Any]) -> KafkaOut:
+        """The tombstone that retracts `row` from an upsert-kafka Stream: its key, no value."""
+        return KafkaOut(self.topic, encode_json_key(self.key_fields, row, self.timestamps), None, [])
 
     def encode(self, result: WindowResult) -> QueryResult:
         """A fired window's row; its identity is the window and the whole group key."""
@@ -89,16 +105,23 @@ class StatelessHandler:
         self.dlq_topic = dlq_topic
         self.source = source
         self.predicate = plan.predicate.polars() if plan.predicate else None
+        # Kafka metadata and processing-time columns it selects or filters on (`SELECT *` has them all, as in Flink)
+        self.metadata = MetadataColumns.of(stream, plan.columns_needed)
 
     def handle(self, batch: RecordBatch, end_of_input: bool, caught_up: bool) -> list[RowsOutput]:
         try:
             decoded = self.decoder.decode(batch.values)
         except SchemaRegistryUnavailable as exc:
             raise RetryLater(str(exc)) from None
-        dead = [dead_letter(batch.record(i), reason, self.dlq_topic) for i, reason in decoded.errors]
+        errors = list(decoded.errors)
         if not decoded.index:
-            return [RowsOutput([], dead)] if dead else []
-        frame = decoded.frame.with_columns(pl.Series("__pos", decoded.index, dtype=pl.Int64))
+            return [RowsOutput([], self._dead(batch, errors))] if errors else []
+        frame, unreadable = self.metadata.add(decoded.frame, batch, decoded.index, self.source)
+        frame = frame.with_columns(pl.Series("__pos", decoded.index, dtype=pl.Int64))
+        if unreadable:
+            errors = sorted(errors + unreadable)
+            frame = frame.filter(~pl.col("__pos").is_in([pos for pos, _ in unreadable]))
+        dead = self._dead(batch, errors)
         if self.predicate is not None:
             frame = frame.filter(self.predicate.fill_null(False))
         names = [c.name for c in self.plan.projection]
@@ -109,6 +132,9 @@ class StatelessHandler:
             for values, offset in zip(frame.select([c.ref for c in self.plan.projection]).iter_rows(), offsets)
         ]
         return [RowsOutput(results, dead)]
+
+    def _dead(self, batch: RecordBatch, errors: list[tuple[int, str]]) -> list[KafkaOut]:
+        return [dead_letter(batch.record(i), reason, self.dlq_topic) for i, reason in errors]
 
     def snapshot(self) -> None:
         return None

@@ -83,6 +83,11 @@ class RecordBatch(Protocol):
         """Kafka record timestamps (epoch ms; 0 where the record has none)."""
         ...
 
+    def header_values(self, name: str) -> list[bytes | None]:
+        """Each record's value of the header `name` (the last one when it is
+        repeated, as a map of headers would keep it); None where it has none."""
+        ...
+
 
 @dataclass(frozen=True)
 class RecordList:
@@ -113,6 +118,18 @@ class RecordList:
 
     def timestamps(self) -> list[int]:
         return [r.timestamp_ms or 0 for r in self.items]
+
+    def header_values(self, name: str) -> list[bytes | None]:
+        return [header_value(r.headers, name) for r in self.items]
+
+
+def header_value(headers: Headers | None, name: str) -> bytes | None:
+    """The value of the last header called `name`, None when there is none."""
+    found = None
+    for key, value in headers or ():
+        if key == name:
+            found = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -165,6 +182,13 @@ class PartitionBatch:
     groups: dict[tuple[int, int, tuple], GroupRows]
     end_of_input: bool = False
     caught_up: bool = False  # the reader had reached the end of the partition's log: it may be judged idle
+    records: Sequence[RawRecord] | None = None  # the records themselves, when they cannot be read back by offset (handed over)
+
+    def record_at(self, offset: int) -> RawRecord | None:
+        """The record at `offset`, when the batch carries its records."""
+        if not self.records:
+            return None
+        return self.records[offset - self.records[0].offset]
 
 
 @dataclass(frozen=True)
@@ -188,6 +212,7 @@ class LateRecord:
     window_start_ms: int
     window_end_ms: int
     watermark_ms: int
+    record: RawRecord | None = None  # the record itself, when it cannot be read back (a handed-over input)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from config.pipeline import EngineSettings
 from config.sql.plan import Plan
 from engine.aggregates import Accumulator
-from engine.having_topn import group_order as _sort_key, post_fire
+from engine.having_topn import group_order as _sort_key, having_filter, post_fire
 from engine.records import END_OF_TIME, NO_WATERMARK, Fired, LateRecord, PartitionBatch, PartitionId, WindowResult
 
 STALL_FLOOR_MS = 1_000.0
@@ -67,7 +67,8 @@ class WindowEngine:
         self.state = state or EngineState()
         timeout = settings.idle_timeout_ms
         self.stall_ms = max(STALL_FLOOR_MS, float(timeout or 0))
-        self.post_fire = post_fire(plan)  # HAVING, Window Top-N: on each firing's final results
+        self.having = having_filter(plan)  # on each fired window's groups, before they are made into results
+        self.post_fire = post_fire(plan)  # Window Top-N: on each firing's final results
 
     # --- processing time -----------------------------------------------------
 
@@ -161,7 +162,7 @@ class WindowEngine:
                 acc.fold(self.aggregates, rows.values, 0, split)
             for pos, offset in rows.late_after(split):
                 seen = max(fired, min(rows.local_watermarks[pos], w_others))
-                late.append(LateRecord(topic, partition, offset, start, end, seen))
+                late.append(LateRecord(topic, partition, offset, start, end, seen, batch.record_at(offset)))
 
         passing = batch.records_in - batch.filtered - batch.dead_lettered
         counters = st.counters
@@ -211,14 +212,21 @@ class WindowEngine:
         st.fired_ms = max(st.fired_ms, watermark)
         due = sorted((w for w in st.open_windows if w[1] - 1 <= st.fired_ms), key=lambda w: (w[1], w[0]))
         results: list[WindowResult] = []
+        fired = 0
         for window in due:
             groups = st.open_windows.pop(window)
-            for key in sorted(groups, key=_sort_key):
-                results.append(WindowResult(window[0], window[1], key, groups[key].result(self.aggregates)))
+            keys = list(groups)
+            values = [groups[key].result(self.aggregates) for key in keys]
+            fired += len(keys)
+            if self.having is not None and keys:
+                passing = self.having(window, keys, values)
+                keys = [k for k, ok in zip(keys, passing) if ok]
+                values = [v for v, ok in zip(values, passing) if ok]
+            for i in sorted(range(len(keys)), key=lambda i: _sort_key(keys[i])):
+                results.append(WindowResult(window[0], window[1], keys[i], values[i]))
         if self.post_fire is not None and results:
-            fired = len(results)
             results = self.post_fire(results)
-            # Groups HAVING or Top-N leave out: their records stay counted.
+        if fired != len(results):  # groups HAVING or Top-N leave out: their records stay counted
             st.counters["results_suppressed"] = st.counters.get("results_suppressed", 0) + fired - len(results)
         st.counters["results_out"] += len(results)
         return results

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable
+from typing import Any, Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream, operator
 
-from connectors.kafka_source import KafkaBatchSource
+from connectors.kafka_source import BatchHandler, KafkaBatchSource
 from engine.query_handlers import ResultEncoder
-from engine.records import Fired, KafkaOut, LateRecord, QueryResult, RowsOutput, WindowedOutput
+from engine.records import Fired, KafkaOut, LateRecord, PartitionId, QueryResult, RowsOutput, WindowedOutput
 from engine.window_engine import EngineState, WindowEngine
+from operators.handover import handed_over
 from operators.windows import window_aggregate
 
 
@@ -48,7 +49,30 @@ def query(
 ) -> QueryOut:
     """A windowed query when `make_engine` is given (its source's handlers
     emit `WindowedOutput`), else the stateless form (`RowsOutput`)."""
-    reads = op.input("read", flow, source)
+    return _query_steps(op.input("read", flow, source), encoder, make_engine, processor)
+
+
+@operator
+def handed_over_query(
+    step_id: str,
+    up: Stream[QueryResult],
+    make_handler: Callable[[PartitionId, tuple[PartitionId, ...], Any], BatchHandler],
+    topic: str,
+    encoder: ResultEncoder,
+    make_engine: Callable[[EngineState | None], WindowEngine] | None,
+    processor: str,
+) -> QueryOut:
+    """The same query over a Stream another query of the dataflow writes,
+    handed over in-process (`operators.handover`) instead of read from Kafka."""
+    return _query_steps(handed_over("read", up, make_handler, topic), encoder, make_engine, processor)
+
+
+def _query_steps(
+    reads: Stream[Any],
+    encoder: ResultEncoder,
+    make_engine: Callable[[EngineState | None], WindowEngine] | None,
+    processor: str,
+) -> QueryOut:
     if make_engine is None:
         rows: Stream[RowsOutput] = reads
         results = op.flat_map("results", rows, attrgetter("results"))

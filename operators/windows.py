@@ -10,7 +10,8 @@ step that fired something or found late records.
 
 from __future__ import annotations
 
-import copy
+import logging
+import pickle
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -21,10 +22,12 @@ from bytewax.operators import StatefulLogic
 
 from engine.records import Fired, PartitionBatch
 from engine.window_engine import EngineState, WindowEngine
-from runtime.metrics import CounterDeltas, publish_watermarks
+from runtime.metrics import CounterDeltas, publish_watermarks, totals_line
+
+log = logging.getLogger(__name__)
 
 
-class WindowLogic(StatefulLogic[PartitionBatch, Fired, EngineState]):
+class WindowLogic(StatefulLogic[PartitionBatch, Fired, bytes]):
     def __init__(self, engine: WindowEngine, processor: str, tick_s: float):
         self.engine = engine
         self.processor = processor
@@ -50,13 +53,23 @@ class WindowLogic(StatefulLogic[PartitionBatch, Fired, EngineState]):
         return self._done(self.engine.on_tick(time.time() * 1000))
 
     def on_eof(self) -> tuple[list[Fired], bool]:
-        return self._done(self.engine.on_end())
+        done = self._done(self.engine.on_end())
+        log.info("%s", totals_line(self.processor, self.engine.state.counters))
+        return done
 
     def notify_at(self) -> datetime:
         return datetime.now(timezone.utc) + self.tick
 
-    def snapshot(self) -> EngineState:
-        return copy.deepcopy(self.engine.state)
+    def snapshot(self) -> bytes:
+        """The state, pickled now (a copy that cannot change afterwards; several
+        times cheaper than a deep copy that Bytewax then pickles again)."""
+        return pickle.dumps(self.engine.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def restored(state: bytes | EngineState | None) -> EngineState | None:
+    """A snapshot as the engine takes it (a recovery store written before
+    snapshots were pickled holds the state itself)."""
+    return pickle.loads(state) if isinstance(state, bytes) else state
 
 
 def window_aggregate(
@@ -68,5 +81,5 @@ def window_aggregate(
 ) -> Stream[Fired]:
     """Merge the partitions' batches into fired window results and late records."""
     keyed = op.key_on(f"{step_id}_key", up, lambda _batch: "all")
-    out = op.stateful(step_id, keyed, lambda state: WindowLogic(make_engine(state), processor, tick_s))
+    out = op.stateful(step_id, keyed, lambda state: WindowLogic(make_engine(restored(state)), processor, tick_s))
     return op.key_rm(f"{step_id}_unkey", out)

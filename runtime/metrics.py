@@ -44,15 +44,17 @@ else:
 
 RECORDS = {
     "records_in": Counter("iot_records_in", "Input records read", ["processor"]),
-    "filtered": Counter("iot_records_filtered", "Records the query's WHERE clause dropped", ["processor"]),
-    "counted": Counter("iot_records_counted", "Records counted in at least one window", ["processor"]),
+    "filtered": Counter("iot_records_filtered", "Records the query's WHERE clause (or a join input's filter) dropped", ["processor"]),
+    "counted": Counter("iot_records_counted", "Records counted in at least one window, or taken by a join", ["processor"]),
     "late": Counter("iot_records_late", "Records whose windows had fired (sent to the late topic)", ["processor"]),
     "dead_lettered": Counter("iot_records_dead_lettered", "Records sent to the dead-letter topic", ["processor"]),
-    "results_out": Counter("iot_results_out", "Window results emitted", ["processor"]),
+    "results_out": Counter("iot_results_out", "Result rows emitted (window results, join rows)", ["processor"]),
 }
 WATERMARK = Gauge("iot_watermark_ms", "Watermark of each input partition (epoch ms)", ["processor", "partition"])
 WATERMARK_LAG = Gauge("iot_watermark_lag_seconds", "Processing time minus the global watermark", ["processor"])
 OPEN_WINDOWS = Gauge("iot_open_windows", "Windows holding state, not fired yet", ["processor"])
+JOIN_STATE_ROWS = Gauge("iot_join_state_rows", "Rows a stream-stream join keeps in its state, per input", ["processor", "side"])
+JOIN_ROWS_EXPIRED = Counter("iot_join_rows_expired", "Join rows dropped when their state TTL was over", ["processor"])
 UDF_CALLS = Counter("iot_udf_calls", "UDF calls by final gRPC status", ["processor", "status"])
 RABBITMQ_PUBLISHED = Counter("iot_rabbitmq_published", "Messages confirmed by RabbitMQ", ["processor"])
 RABBITMQ_UNROUTABLE = Counter("iot_rabbitmq_unroutable", "Confirmed messages RabbitMQ dropped: no queue bound for them", ["processor"])
@@ -83,3 +85,16 @@ def publish_watermarks(processor: str, partitions: Mapping[str, int], global_wat
     if global_watermark_ms > NO_WATERMARK:
         WATERMARK_LAG.labels(processor).set(time.time() - global_watermark_ms / 1000)
     OPEN_WINDOWS.labels(processor).set(open_windows)
+
+
+def publish_join_state(processor: str, kept: tuple[int, int], expired: int, seen_expired: int) -> None:
+    """The join's state size per input, and the rows its TTL dropped since `seen_expired`."""
+    for side, rows in zip(("left", "right"), kept):
+        JOIN_STATE_ROWS.labels(processor, side).set(rows)
+    if expired > seen_expired:
+        JOIN_ROWS_EXPIRED.labels(processor).inc(expired - seen_expired)
+
+
+def totals_line(processor: str, counters: Mapping[str, int]) -> str:
+    """The accounting of a query at the end of its input, one line for the log."""
+    return f"query {processor}: end of input: " + ", ".join(f"{name}={value}" for name, value in counters.items())

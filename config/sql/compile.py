@@ -32,6 +32,7 @@ from typing import Callable
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
+from config.metadata import header_of, readable_origin
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec
 from config.sql.conjuncts import all_of
 from config.sql.context import SHAPES, QueryContext, type_name
@@ -126,7 +127,29 @@ class _QueryCompiler:
         else:
             function = window_table_function(self.ctx, select.args["from_"].this)
             plan = self.windowed_plan(select, function, sink) if function else self.stateless_plan(select, sink)
+        self.refuse_unreadable_metadata(plan)
         return replace(plan, pending_schemas=tuple(self.ctx.pending))
+
+    def refuse_unreadable_metadata(self, plan: Plan) -> None:
+        """A column the query reads from Kafka metadata must be one a record has
+        (`engine.metadata`): its timestamp, topic, partition, offset, or a header."""
+        for name in dict.fromkeys(plan.sources):
+            stream = self.ctx.pipeline.stream(name)
+            for column in plan.columns_read(name):
+                found = stream.field_named(column)
+                if found is None or found.in_record or readable_origin(found):
+                    continue
+                offset = next((i.meta["start"] for i in self.ctx.parsed.statement.find_all(exp.Identifier)
+                               if i.name == column and i.meta and "start" in i.meta), None)
+                header = header_of(found) is not None
+                raise self.error(
+                    f"column `{column}` of `{stream.name}` reads the Kafka {'header' if header else 'metadata'}"
+                    f" {found.metadata_from!r}" + (f" as {type_name(found)}" if header else "") + ", which is not supported",
+                    construct=column,
+                    offset=offset if offset is not None else first_token_offset(self.ctx.parsed, TokenType.SELECT),
+                    supported=("a header as long, int, string or bytes" if header else
+                               "metadata from timestamp, topic, partition, offset or header.<name>"),
+                )
 
     def statement(self) -> exp.Insert:
         statement = self.ctx.parsed.statement

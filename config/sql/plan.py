@@ -286,6 +286,13 @@ class Plan:
         names.extend(c.ref for c in self.projection if c.source == "column")
         return tuple(dict.fromkeys(names))
 
+    def columns_read(self, stream: str) -> tuple[str, ...]:
+        """The columns the plan reads of input `stream` (both inputs' of a self-join)."""
+        if self.join:
+            sides = [s for s in (self.join.left, self.join.right) if s.stream == stream]
+            return tuple(dict.fromkeys(c for side in sides for c in side.columns_needed))
+        return self.columns_needed if stream == self.source else ()
+
     def describe(self) -> str:
         """A few lines for `iot-monitoring validate`."""
         lines = [f"source   {', '.join(self.sources)}"]

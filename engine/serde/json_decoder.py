@@ -40,6 +40,7 @@ import polars as pl
 
 from engine.serde.avro_schema import AvroField, RecordSchema
 from engine.serde.batch import DecodedBatch, DecodeError, NativeValues
+from engine.serde.timestamps import parse_timestamp
 
 try:
     from iot_native._native import JsonColumnDecoder as NativeJsonDecoder
@@ -103,8 +104,11 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     kind = f.type
     if kind in INT_RANGES:
         low, high = INT_RANGES[kind]
+        digits = _text_digits(f)
 
         def to_int(v: Any) -> Any:
+            if digits is not None and type(v) is str:
+                return _text_time(v, digits)
             if type(v) is not int:
                 raise TypeError(type(v).__name__)
             if not low <= v <= high:
@@ -132,13 +136,36 @@ def _converter(f: AvroField) -> Callable[[Any], Any]:
     return same
 
 
+def _text_digits(f: AvroField) -> int | None:
+    """A timestamp field's fraction digits (Flink's JSON format writes it as
+    text: `2022-02-16 14:18:00`, read back in the field's unit); None for others."""
+    if f.type not in INT_RANGES or f.millis_divisor is None:
+        return None
+    return {1: 3, 1000: 6, 1_000_000: 9}[f.millis_divisor]
+
+
+def _text_time(text: str, digits: int) -> int:
+    try:
+        return parse_timestamp(text, digits)
+    except ValueError:
+        raise TypeError("str that is not a timestamp") from None
+
+
+def _texts_read(column: list[Any], digits: int) -> list[Any] | None:
+    """A timestamp column with its texts read as numbers; None when a text is no timestamp."""
+    try:
+        return [parse_timestamp(v, digits) if type(v) is str else v for v in column]
+    except ValueError:
+        return None
+
+
 def _record_struct(fields: Sequence[AvroField], optional: Mapping[str, bool]) -> type[msgspec.Struct]:
     """A msgspec struct that accepts exactly what the per-record checks accept
     (before the range checks on ints): attributes f0.. carry the JSON names,
     which need not be Python identifiers."""
     spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for i, f in enumerate(fields):
-        kind = _STRUCT_TYPES[f.type]
+        kind = int | str if _text_digits(f) is not None else _STRUCT_TYPES[f.type]
         spec.append((f"f{i}", kind | None, None) if optional[f.name] else (f"f{i}", kind))
     required_first = sorted(spec, key=len)  # fields with defaults must follow the others
     return msgspec.defstruct("JsonRecord", required_first, rename={f"f{i}": f.name for i, f in enumerate(fields)}, gc=False)
@@ -173,9 +200,10 @@ class JsonBatchDecoder:
             for i, f in enumerate(schema.fields) if f.name in slot_of
         ]
         self._range_checked = [
-            (attrgetter(f"f{i}"), INT_RANGES[f.type], optional[f.name]) for i, f in enumerate(schema.fields)
+            (attrgetter(f"f{i}"), INT_RANGES[f.type], optional[f.name], _text_digits(f)) for i, f in enumerate(schema.fields)
             if f.type in INT_RANGES and f.name not in slot_of
         ]
+        self._text_digits = {f.name: d for f in schema.fields if (d := _text_digits(f)) is not None}
         self._native = None if NativeJsonDecoder is None else NativeJsonDecoder([
             (f.name, f.type, optional[f.name], slot_of.get(f.name), 1) for f in schema.fields  # values as they are
         ])
@@ -221,11 +249,20 @@ class JsonBatchDecoder:
                 return None
             for column, (_, get, _, _) in zip(gathered, outputs):
                 column.extend(map(get, records))
-            for get, int_range, nullable in range_checked:
-                if not _within(list(map(get, records)), int_range, nullable):
+            for get, int_range, nullable, digits in range_checked:
+                checked: list[Any] | None = list(map(get, records))
+                if digits is not None and str in set(map(type, checked)):  # type: ignore[arg-type]
+                    checked = _texts_read(checked, digits)  # type: ignore[arg-type]
+                if checked is None or not _within(checked, int_range, nullable):
                     return None
         columns: dict[str, list[Any]] = {}
         for col, (name, _, int_range, nullable) in zip(gathered, outputs):
+            digits = self._text_digits.get(name)
+            if digits is not None and str in set(map(type, col)):  # Flink's text form of a timestamp
+                read = _texts_read(col, digits)
+                if read is None:
+                    return None
+                col = read
             if int_range is not None and not _within(col, int_range, nullable):
                 return None
             columns[name] = col

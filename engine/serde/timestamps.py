@@ -1,10 +1,12 @@
 """Timestamps as Flink's JSON format writes a TIMESTAMP(p): `yyyy-MM-dd HH:mm:ss`
 in UTC, with the fraction only when it is not zero and without trailing zeros
-(`.5`, `.05`, `.123`, `.123456`)."""
+(`.5`, `.05`, `.123`, `.123456`); and read back, so that a query can read a
+Stream another query wrote."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 DIGITS = {"timestamp-millis": 3, "timestamp-micros": 6, "timestamp-nanos": 9}
 # seconds of 0000-01-01 00:00:00 and of 9999-12-31 23:59:59 UTC: the range of Flink's TIMESTAMP
@@ -33,3 +35,22 @@ def format_timestamp(value: int, digits: int = 3) -> str:
 def format_timestamp_ms(ms: int) -> str:
     """Epoch milliseconds -> `2022-02-16 14:18:00` / `2022-02-16 14:18:00.5`."""
     return format_timestamp(ms, 3)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def parse_timestamp(text: str, digits: int = 3) -> int:
+    """`2022-02-16 14:18:00.5` (Flink's SQL form) or ISO-8601 (`2022-02-16T14:18:00.5Z`)
+    -> an epoch time in units of 10^-digits s; without a zone, UTC. Raises
+    ValueError for anything else."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    micros = (parsed - EPOCH) // MICROSECOND
+    return micros // 10 ** (6 - digits) if digits <= 6 else micros * 10 ** (digits - 6)
+
+
+def parse_timestamp_ms(text: str) -> int:
+    return parse_timestamp(text, 3)

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import orjson
-import pika
 import pytest
 
 from connectors.udf_client import UdfCall, UdfClient, UdfFailure, UdfReply, UdfSettings
 from tests.integration.udf_servers import UdfProcess, free_port, go_udf, python_script_udf, python_udf, running
+from tests.support.rabbit import bound_queue
 
 FAST = dict(initial_backoff_s=0.05, max_backoff_s=0.5, log_every_s=1.0)
 
@@ -257,11 +257,7 @@ def test_processor_kafka_to_udf_to_rabbitmq(udf_name: str, tmp_path: Path, kafka
     producer.produce(counts_topic, key=b'{"error_code":"BAD"}', value=b"\xff\xfe")
     assert producer.flush(30) == 0
 
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    channel = connection.channel()
-    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    queue = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(queue, exchange, routing_key="#")
+    connection, channel, queue = bound_queue(rabbitmq_url, exchange)
 
     port = free_port()
     pipeline = seed_pipeline(tmp_path, "unused-input", counts_topic, exchange)

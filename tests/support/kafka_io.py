@@ -9,11 +9,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], partition: int | None = None,
-            key: bytes | None = None, headers: list | None = None, config: Mapping[str, str] | None = None) -> int:
+            key: bytes | None = None, headers: list | None = None, config: Mapping[str, str] | None = None,
+            timestamps: Iterable[int] | None = None) -> int:
+    """`timestamps`: each record's Kafka timestamp (epoch ms), else the producer's clock."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True, **(config or {})})
     n = 0
+    stamps = iter(timestamps) if timestamps is not None else None
     for value in values:
-        kwargs = {"partition": partition} if partition is not None else {}
+        kwargs: dict = {"partition": partition} if partition is not None else {}
+        if stamps is not None:
+            kwargs["timestamp"] = next(stamps)
         producer.produce(topic, value=value, key=key, headers=headers, **kwargs)
         n += 1
         if n % 10000 == 0:

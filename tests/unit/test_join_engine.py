@@ -8,7 +8,6 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from config.pipeline import LOCAL_KAFKA, Pipeline, QueryProcessor, SchemaField, StreamSpec
 from config.sql import compile_query
 from config.sql.plan import Plan
-from engine.join import DELETE, INSERT, JoinOutput, StreamJoin, output_dicts, side_rows
+from engine.join import DELETE, INSERT, JoinOutput, StreamJoin, output_dicts
 
 
 def stream(name: str, *fields: SchemaField, **extra) -> StreamSpec:
@@ -137,7 +136,7 @@ def test_the_join_is_the_nested_loop_reference(raw, ttl, sql, restore_at):
         # what is still kept: rows with a key whose last write is within the TTL
         kept = [r for s, t, rows in batches for r in rows if r[1] is not None]
         assert join.rows_kept <= len(kept)
-        assert all(e[1] + ttl > end for side in join.state.rows for entries in side.values() for e in entries)
+        assert all(t + ttl > end for side in join.state.rows for _, times, _ in side.values() for t in times)
 
 
 def test_a_pair_is_emitted_when_its_second_row_arrives_whichever_side():
@@ -179,14 +178,6 @@ def test_a_left_rows_ttl_starts_again_when_it_matches_as_flink_rewrites_it():
     assert join.on_right([(10, "x", 5)], 900.0).changes() == [(DELETE, (1, None, None)), (INSERT, (1, 10, 5))]
     assert join.on_right([(11, "x", 6)], 1_500.0).changes() == [(INSERT, (1, 11, 6))]  # kept until 1900 ms
     assert join.on_right([(12, "x", 7)], 2_500.0).changes() == []  # refreshed at 1500, gone at 2500
-
-
-def test_side_rows_filters_a_decoded_batch_and_orders_its_columns():
-    plan = plan_of("INSERT INTO `out` SELECT p.id, s.v FROM (SELECT * FROM `plays` WHERE a >= 3) AS p "
-                   "JOIN `songs` s ON p.k = s.k")
-    frame = pl.DataFrame({"a": [5, 1, None], "k": ["x", "y", "z"], "id": [1, 2, 3]})
-    assert side_rows(frame, plan.join.left) == [(1, "x")]
-    assert plan.join.left.columns == ("id", "k")
 
 
 @pytest.mark.parametrize("ttl", [None, 500])

@@ -417,7 +417,7 @@ def test_json_unreadable_values(value, code):
     "change, reason",
     [
         (lambda r: r.pop("ts"), "missing-field: ts"),
-        (lambda r: r.update(ts="2022-02-16 14:18:00"), "wrong-type: ts (expected long, got str)"),
+        (lambda r: r.update(ts="Wednesday"), "wrong-type: ts (expected long, got str that is not a timestamp)"),
         (lambda r: r.update(ts=True), "wrong-type: ts (expected long, got bool)"),
         (lambda r: r.update(ts=1.5), "wrong-type: ts (expected long, got float)"),
         (lambda r: r.update(ts=2**63), "wrong-type: ts (expected long, got int out of range)"),
@@ -435,6 +435,23 @@ def test_json_schema_violations(change, reason):
     batch = make_decoder(stream("json")).decode(values)
     assert batch.errors == [(3, reason)]
     assert good_rows(batch) == {i: r for i, r in enumerate(records) if i != 3}
+
+
+@pytest.mark.parametrize("text, millis", [
+    ("2022-02-16 14:18:00", 1_645_021_080_000),        # Flink's JSON form of a TIMESTAMP(3)
+    ("2022-02-16 14:18:00.05", 1_645_021_080_050),
+    ("2022-02-16T14:18:00.123Z", 1_645_021_080_123),   # ISO-8601
+])
+def test_json_timestamps_as_flink_writes_them_are_read_as_epoch_millis(text, millis):
+    """A query's JSON output (timestamps as text) can be another query's input."""
+    records = seed_records(4)
+    values = json_values(records)
+    values[1] = json.dumps(dict(records[1], ts=text)).encode()
+    for columns in (None, ("error_code",)):  # the time column decoded, and only checked
+        batch = make_decoder(stream("json"), columns).decode(values)
+        assert batch.errors == []
+        if columns is None:
+            assert [r["ts"] for r in batch.rows()] == [records[0]["ts"], millis, *(r["ts"] for r in records[2:])]
 
 
 def test_json_ignores_unknown_fields_and_accepts_ints_for_doubles():

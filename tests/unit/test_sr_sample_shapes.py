@@ -200,12 +200,23 @@ def test_an_upsert_kafka_result_is_keyed_by_its_primary_key():
                                      "track_id": 7, "title": "Song", "style": "jazz", "track_play_count": 4}
 
 
-def test_the_dataflow_refuses_a_join_in_one_line_until_it_runs_them():
-    from config import ConfigError
+@pytest.mark.skipif(_mirror() is None, reason="no Streaming Runtime repository at STREAMING_RUNTIMES_REPO")
+@pytest.mark.parametrize("sample", [s for s in SAMPLE_FILES if "avro-confluent" not in s])  # that one fetches at start
+def test_the_streaming_runtime_samples_build_their_whole_dataflow(sample, tmp_path):
+    """Every Processor of the sample in one dataflow: joins, chains, Top-N, the UDF stages."""
     from dataflows.iot import compile_plans
+    from dataflows.wiring import build_flow
     from runtime.settings import RunOptions
 
+    target = tmp_path / "sample.yaml"
+    target.write_text(subprocess.run(["git", "-C", _mirror(), "show", f"HEAD:{sample}"], check=True,
+                                     capture_output=True, text=True).stdout)
+    pipeline = load_pipeline(target, env={})
     options = RunOptions.from_env({})
-    assert set(compile_plans(load("login-watch.yaml"), options)) == {"login-burst-detection"}
-    with pytest.raises(ConfigError, match="Processor track-plays-join: its stream-stream join is planned"):
-        compile_plans(load("top-tracks.yaml"), options)
+    plans_by_name = compile_plans(pipeline, options)
+    flow = build_flow(pipeline, plans_by_name, options)
+    steps = {step.step_id.split(".", 1)[1]: type(step).__name__ for step in flow.substeps}
+    for name, plan in plans_by_name.items():
+        assert steps[name] == ("join" if plan.join else "handed_over_query" if plan.source in {p.sink for p in plans_by_name.values()}
+                               else "query")
+    assert sum(kind == "udf_processor" for kind in steps.values()) == len(pipeline.udf_processors)

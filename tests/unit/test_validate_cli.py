@@ -124,3 +124,27 @@ def test_a_good_and_a_bad_file_together(capsys, tmp_path):
     assert code == 2
     assert "valid" in out.splitlines()[0]
     assert err.strip() == f"{missing}: cannot read the file: No such file or directory"
+
+
+SHAPES = Path(__file__).resolve().parents[1] / "support" / "sr_shapes"
+
+
+def test_a_chain_shows_its_handed_over_input_and_upsert_output(capsys):
+    assert main(["validate", str(SHAPES / "top-tracks.yaml")]) == 0
+    out = capsys.readouterr().out
+    aggregate = out[out.index("query top-tracks-aggregate"):out.index("udf top-tracks-udf")]
+    assert "input        track-plays-stream handed over from track-plays-join in one dataflow" in aggregate
+    assert "output       upsert-kafka: keyed by window_start, window_end, track_id, style (JSON)" in aggregate
+    join = out[out.index("query track-plays-join"):out.index("query top-tracks-aggregate")]
+    assert "keys     Plays.track_id = Tracks.track_id" in join and "state    both sides per key; TTL none" in join
+    assert "input  " not in join  # its inputs are read from Kafka
+
+
+def test_a_cycle_of_processors_is_refused_as_at_start(capsys, tmp_path):
+    text = (SHAPES / "top-tracks.yaml").read_text().replace(
+        "FROM(SELECT * FROM [[STREAM:listens-stream]] WHERE listened_ms >= 20000) AS Plays",
+        "FROM(SELECT * FROM [[STREAM:track-plays-stream]] WHERE listened_ms >= 20000) AS Plays")
+    path = tmp_path / "cycle.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    assert "the queries form a cycle through their Streams (track-plays-join -> track-plays-join)" in capsys.readouterr().err

@@ -104,8 +104,10 @@ def _settled_start() -> Dataflow:
         gc.enable()
         raise
     from runtime.heap import settle_startup_heap
+    from runtime.stop import install_stop_handlers
 
     settle_startup_heap()
+    install_stop_handlers()
     return built
 
 

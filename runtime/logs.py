@@ -60,17 +60,33 @@ def fatal_in(exc: BaseException | None) -> FatalError | None:
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    from runtime.stop import stop_requested
+
     fatal = fatal_in(exc)
-    if fatal is None:
+    stopped = stop_requested()
+    if fatal is None and stopped is None:
         sys.__excepthook__(kind, exc, tb)  # writes to sys.stderr, which redacts
         return
-    print(f"iot-monitoring: {fatal}", file=sys.stderr)
+    if fatal is not None:
+        print(f"iot-monitoring: {fatal}", file=sys.stderr)
+        _exit(FATAL_EXIT_CODE)  # the interpreter is exiting on this error anyway; say so with the usual code
+    # The error is Bytewax's answer to the stop signal (or a step interrupted by it): a requested stop.
+    print(f"iot-monitoring: stopped on {stopped.name}", file=sys.stderr)
+    _exit(0)
+
+
+def _exit(code: int) -> None:
+    """Close what the run opened, flush the streams and exit with `code`, now."""
+    from runtime.lifecycle import close_all
+
+    close_all()
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(FATAL_EXIT_CODE)  # the interpreter is exiting on this error anyway; say so with the usual code
+    os._exit(code)
 
 
 def configure_logging(log_format: str | None = None, level: str | None = None) -> None:

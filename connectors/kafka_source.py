@@ -32,6 +32,7 @@ from connectors.kafka_admin import partition_counts, wait_for_kafka
 from connectors.kafka_readers import PartitionReaderLike, open_reader
 from engine.alignment import EventTimeAlignment
 from engine.records import PartitionId, RecordBatch, RecordList, RetryLater
+from runtime.stop import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
 
     def next_batch(self) -> list[X]:
         if self.finished:
+            raise StopIteration()
+        if stop_requested():  # a graceful stop: the input ends here, the handler keeps its state
+            self._finish()
             raise StopIteration()
         if self.end is not None and self.next_offset >= self.end:
             self._finish()

@@ -30,6 +30,7 @@ from bytewax.operators import StatefulBatchLogic
 from connectors.kafka_source import BatchHandler
 from connectors.late_fetch import late_headers
 from engine.records import KafkaOut, LateRecord, PartitionBatch, PartitionId, QueryResult, RawRecord, RecordList
+from runtime.stop import stop_requested
 
 X = TypeVar("X")
 
@@ -64,7 +65,8 @@ class HandoverLogic(StatefulBatchLogic[QueryResult, list[X], tuple[int, Any]], G
         return [list(self.handler.handle(RecordList(()), False, True))], self.RETAIN
 
     def on_eof(self) -> tuple[list[list[X]], bool]:
-        return [list(self.handler.handle(RecordList(()), True, True))], self.RETAIN
+        # The writer's input ended: the end of this input too, unless the process is stopping.
+        return [list(self.handler.handle(RecordList(()), stop_requested() is None, True))], self.RETAIN
 
     def notify_at(self) -> datetime:
         return datetime.now(timezone.utc) + self.tick

@@ -23,6 +23,7 @@ from bytewax.operators import StatefulLogic
 from engine.records import Fired, PartitionBatch
 from engine.window_engine import EngineState, WindowEngine
 from runtime.metrics import CounterDeltas, publish_watermarks, totals_line
+from runtime.stop import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ class WindowLogic(StatefulLogic[PartitionBatch, Fired, bytes]):
         return self._done(self.engine.on_tick(time.time() * 1000))
 
     def on_eof(self) -> tuple[list[Fired], bool]:
+        if stop_requested():  # the input ended because the process is stopping: the windows stay open
+            done = self._done(Fired())
+            log.info("%s", totals_line(self.processor, self.engine.state.counters, "stopped, windows kept open"))
+            return done
         done = self._done(self.engine.on_end())
         log.info("%s", totals_line(self.processor, self.engine.state.counters))
         return done

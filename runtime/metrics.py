@@ -95,6 +95,6 @@ def publish_join_state(processor: str, kept: tuple[int, int], expired: int, seen
         JOIN_ROWS_EXPIRED.labels(processor).inc(expired - seen_expired)
 
 
-def totals_line(processor: str, counters: Mapping[str, int]) -> str:
-    """The accounting of a query at the end of its input, one line for the log."""
-    return f"query {processor}: end of input: " + ", ".join(f"{name}={value}" for name, value in counters.items())
+def totals_line(processor: str, counters: Mapping[str, int], moment: str = "end of input") -> str:
+    """The accounting of a query at the end of its input (or at a stop), one line for the log."""
+    return f"query {processor}: {moment}: " + ", ".join(f"{name}={value}" for name, value in counters.items())

@@ -3,7 +3,7 @@
 what would grow if something leaked or fell behind.
 
     python benchmarks/soak.py                 # 10 minutes at 20,000 events/s
-    python benchmarks/soak.py --minutes 2 --rate 5000
+    python benchmarks/soak.py --minutes 3 --rate 5000
 
 Needs the local stack (`make stack-up`). Every few seconds it samples the
 dataflow's and the UDF's resident memory, the consumer lag (records on the
@@ -128,6 +128,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="how long the generator runs (default %(default)s)")
     p.add_argument("--rate", type=int, default=20_000, help="events per second (default %(default)s)")
+    p.add_argument("--jitter-ms", type=int, default=2_000, help="events up to this much out of order (default %(default)s)")
+    p.add_argument("--late-fraction", type=float, default=0.0001, help="events sent 2 minutes late (default %(default)s)")
+    p.add_argument("--malformed-fraction", type=float, default=0.0001, help="values that cannot be decoded (default %(default)s)")
     p.add_argument("--every", type=float, default=5.0, help="seconds between samples (default %(default)s)")
     p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     p.add_argument("--rabbitmq", default=os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     channel.queue_bind(queue, exchange, routing_key="#")
     connection.close()
 
-    pipeline = write_pipeline(work, topic, output, "avro", exchange=exchange)
+    pipeline = write_pipeline(work, topic, output, "avro-confluent", exchange=exchange)
     store = work / "recovery"
     store.mkdir()
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(store), "1"], check=True, cwd=REPO)
@@ -173,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
 
     duration_s = args.minutes * 60
     generator = subprocess.Popen([sys.executable, "-m", "cli.main", "generate", "--bootstrap", args.bootstrap, "--topic", topic,
-                                  "--rate", str(args.rate), "--duration", str(duration_s), "--no-progress"],
+                                  "--rate", str(args.rate), "--duration", str(duration_s), "--no-progress",
+                                  "--jitter-ms", str(args.jitter_ms), "--late-fraction", str(args.late_fraction),
+                                  "--malformed-fraction", str(args.malformed_fraction)],
                                  cwd=REPO, stdout=logs["generator"], stderr=subprocess.STDOUT)
     began = time.monotonic()
     probe = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"soak-probe-{tag}", "log_level": 0})

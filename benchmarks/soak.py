@@ -39,6 +39,8 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from benchmarks.pipeline_yaml import write_pipeline  # noqa: E402
+from benchmarks.runner import proc_status_kb  # noqa: E402
+from benchmarks.throughput import free_ports  # noqa: E402
 from connectors.kafka_admin import ensure_topics, wait_for_kafka  # noqa: E402
 
 PARTITIONS = 4
@@ -86,13 +88,7 @@ class Drain:
 
 
 def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return proc_status_kb(pid, "VmRSS") / 1024
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -114,14 +110,6 @@ def end_offsets(consumer: Consumer, topic: str) -> int:
     if meta is None or meta.error is not None:
         return 0
     return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in meta.partitions)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -154,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     store = work / "recovery"
     store.mkdir()
     subprocess.run([sys.executable, "-m", "bytewax.recovery", str(store), "1"], check=True, cwd=REPO)
-    udf_port, metrics_port = free_port(), free_port()
+    udf_port, metrics_port = free_ports(2)
     logs = {name: open(work / f"{name}.log", "wb") for name in ("udf", "dataflow", "generator")}
     udf = subprocess.Popen([sys.executable, "-m", "cli.main", "udf", "serve", "uppercase", "--host", "127.0.0.1",
                             "--port", str(udf_port)], cwd=REPO, stdout=logs["udf"], stderr=subprocess.STDOUT)

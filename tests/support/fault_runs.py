@@ -21,6 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -173,14 +174,6 @@ def durable_queue(url: str, exchange: str, queue: str) -> None:
         connection.close()
 
 
-def queued(url: str, queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
-
-
 def _headers(headers: list) -> dict[str, bytes]:
     return {k: v for k, v in headers}
 
@@ -252,13 +245,7 @@ class Outputs:
             (orjson.loads(value)["error_code"], value.decode().upper().encode()) for _, value, _ in self.results.values()
         }
 
-    def complete(self, data: Input) -> bool:
-        return (len(self.results) == len(data.counts) and len(self.late) == len(data.late)
-                and len(self.dead) == len(data.dead) and len(self.messages) >= len(data.counts))
-
 
 def _epoch_ms(flink_time: bytes | str) -> int:
-    from datetime import datetime, timezone
-
     text = flink_time.decode() if isinstance(flink_time, bytes) else flink_time
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp() * 1000)

@@ -32,6 +32,7 @@ from connectors.kafka_admin import partition_counts, wait_for_kafka
 from connectors.kafka_readers import PartitionReaderLike, open_reader
 from engine.alignment import EventTimeAlignment
 from engine.records import PartitionId, RecordBatch, RecordList, RetryLater
+from engine.table_first import TableFirst
 from runtime.stop import stop_requested
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
 
     def __init__(self, reader: PartitionReaderLike, topic: str, partition: int, start: int, end: int | None,
                  handler: BatchHandler[X], batch_size: int, poll_timeout_s: float, tick_s: float,
-                 alignment: EventTimeAlignment | None = None, committer: OffsetCommitter | None = None):
+                 alignment: EventTimeAlignment | None = None, committer: OffsetCommitter | None = None,
+                 loads_first: TableFirst | None = None, waits_for: TableFirst | None = None):
+        """`loads_first`: this is a join's table, which its events wait for; `waits_for`: these are the events."""
         self.reader = reader
         self.topic = topic
         self.partition = partition
@@ -104,8 +107,12 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         self.awake: datetime | None = None
         self.alignment = alignment
         self.committer = committer
+        self.loads_first = loads_first
+        self.waits_for = waits_for
         if alignment is not None:
             alignment.join(partition)
+        if loads_first is not None:
+            loads_first.loading(partition)
         reader.assign(start)
 
     def next_batch(self) -> list[X]:
@@ -117,6 +124,9 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         if self.end is not None and self.next_offset >= self.end:
             self._finish()
             return list(self.handler.handle(RecordList(()), True, True))
+        if self.waits_for is not None and not self.waits_for.may_read():
+            self.awake = datetime.now(timezone.utc) + self.idle_poll  # the join's table is being read first
+            return []
         if self.alignment is not None and not self.alignment.may_read(self.partition):
             self.awake = datetime.now(timezone.utc) + self.idle_poll  # ahead in event time: let the others catch up
             return []
@@ -138,6 +148,8 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         if not read.count and not at_end and now - self.last_emit < self.tick_s:
             return []
         caught_up = at_end if self.end is not None else self._caught_up(next_offset, now)
+        if caught_up and self.loads_first is not None:
+            self.loads_first.loaded(self.partition)
         try:
             out = list(self.handler.handle(read.batch, at_end, caught_up))
         except RetryLater as exc:
@@ -188,8 +200,14 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
 
     def _finish(self) -> None:
         self.finished = True
+        self._leave()
+
+    def _leave(self) -> None:
+        """A partition that no longer reads holds nobody back."""
         if self.alignment is not None:
             self.alignment.leave(self.partition)
+        if self.loads_first is not None:
+            self.loads_first.loaded(self.partition)
 
     def next_awake(self) -> datetime | None:
         return self.awake
@@ -200,8 +218,7 @@ class KafkaBatchPartition(StatefulSourcePartition[X, tuple[int, Any]], Generic[X
         return (self.next_offset, self.handler.snapshot())
 
     def close(self) -> None:
-        if self.alignment is not None:
-            self.alignment.leave(self.partition)
+        self._leave()
         self.reader.close()
         if self.committer is not None:
             self.committer.close()
@@ -222,7 +239,10 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         make_handler: Callable[[PartitionId, tuple[PartitionId, ...], Any], BatchHandler[X]],
         settings: SourceSettings = SourceSettings(),
         consumer_config: Mapping[str, str] | None = None,
+        loads_first: TableFirst | None = None,
+        waits_for: TableFirst | None = None,
     ):
+        """`loads_first` / `waits_for`: the table, or the events, of a join (`engine.table_first`)."""
         self.bootstrap = bootstrap
         self.topic = topic
         self.make_handler = make_handler
@@ -231,6 +251,7 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         # handlers must then be WatermarkedHandlers; None: no alignment
         drift = settings.max_watermark_drift_ms
         self.alignment = None if drift is None else EventTimeAlignment(drift)
+        self.loads_first, self.waits_for = loads_first, waits_for
         self._partition_count: int | None = None
 
     def _partitions(self) -> int:
@@ -279,7 +300,8 @@ class KafkaBatchSource(FixedPartitionedSource[X, tuple[int, Any]], Generic[X]):
         handler = self.make_handler(pid, all_parts, handler_state)
         end = high if s.bounded else None
         return KafkaBatchPartition(reader, self.topic, pid.partition, start, end, handler, s.batch_size, s.poll_timeout_s,
-                                   s.tick_s, self.alignment, OffsetCommitter(config, self.topic))
+                                   s.tick_s, self.alignment, OffsetCommitter(config, self.topic),
+                                   self.loads_first, self.waits_for)
 
     def _still_there(self, pid: PartitionId, start: int, low: int, high: int) -> int:
         """A resume offset that retention deleted (or a topic that was made

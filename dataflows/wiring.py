@@ -39,7 +39,7 @@ from bytewax.dataflow import Dataflow, Stream
 from config.chains import chain_order
 from config.pipeline import Pipeline, QueryProcessor, StreamSpec, UdfProcessor
 from config.sql.debug import debug_output
-from config.sql.plan import Plan
+from config.sql.plan import JoinSpec, Plan
 from connectors.kafka_sink import KafkaOutSink
 from connectors.kafka_source import BatchHandler, KafkaBatchSource, SourceSettings
 from connectors.late_sink import LateRecordSink
@@ -49,6 +49,7 @@ from engine.query_handlers import ResultEncoder, StatelessHandler, WindowedHandl
 from engine.records import PartitionId, QueryResult, RawRecord, RecordBatch
 from engine.serde import make_decoder
 from engine.window_engine import WindowEngine
+from engine.table_first import TableFirst
 from operators.handover import handed_over, late_of_handed_over
 from operators.join import JoinOut, join
 from operators.query import QueryOut, handed_over_query, query
@@ -202,6 +203,9 @@ def add_join(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan
     encoder = ResultEncoder(plan, pipeline.stream(plan.sink))
     reads = []
     dead_sinks: dict[tuple, tuple[StreamSpec, list[str]]] = {}
+    table = table_side(pipeline, spec, upstream)
+    sides = (spec.left.stream, spec.right.stream)
+    gate = None if table is None else TableFirst(table=sides[table], events=sides[1 - table])
     for index, side in enumerate((spec.left, spec.right)):
         stream = pipeline.stream(side.stream)
         columns = record_columns(plan, stream)
@@ -215,7 +219,9 @@ def add_join(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan
         handed = upstream.get(stream.name)
         if handed is None:
             reader = KafkaBatchSource(stream.servers, stream.topic, make_handler,
-                                      source_settings(stream, options, name, processor.batch_size), stream.kafka_properties)
+                                      source_settings(stream, options, name, processor.batch_size), stream.kafka_properties,
+                                      loads_first=gate if index == table else None,
+                                      waits_for=gate if gate is not None and index != table else None)
             reads.append(op.input(f"{step}_read", flow, reader))
         else:
             log.info("%s reads %s as handed over by the query that writes it in this dataflow", name, stream.name)
@@ -229,6 +235,16 @@ def add_join(flow: Dataflow, pipeline: Pipeline, processor: QueryProcessor, plan
         op.output(f"{name}_write-dead-letters" + (f"-{i}" if i else ""), dead,
                   KafkaOutSink(stream.servers, stream.kafka_properties))
     return out
+
+
+def table_side(pipeline: Pipeline, spec: JoinSpec, upstream: Mapping[str, Stream[QueryResult]]) -> int | None:
+    """The input of a join that is a table (no event time) beside events (an event time), both read from
+    Kafka: it is read first (`engine.table_first`). None when the inputs are not one of each."""
+    streams = [pipeline.stream(side.stream) for side in (spec.left, spec.right)]
+    if any(stream.name in upstream for stream in streams):
+        return None
+    timed = [stream.time_attribute is not None for stream in streams]
+    return timed.index(False) if timed.count(False) == 1 else None
 
 
 class RecordsAsRead:

@@ -78,21 +78,43 @@ def build_flow(pipeline: Pipeline, plans: Mapping[str, Plan], options: RunOption
     """
     flow = Dataflow(FLOW_ID)
     processors = {p.name: p for p in pipeline.query_processors}
-    written: dict[str, list[Stream[QueryResult]]] = {}
+    written = WrittenStreams()
     for name in chain_order(pipeline, plans):
         plan = plans[name]
-        results = add_query(flow, pipeline, processors[name], plan, options, _merged(written))
-        written.setdefault(plan.sink, []).append(results)
-    upstream = _merged(written)
+        written.add(plan.sink, add_query(flow, pipeline, processors[name], plan, options, written))
     for udf in selected_udf_processors(pipeline, options):
-        add_udf_processor(flow, pipeline, udf, options, upstream)
+        add_udf_processor(flow, pipeline, udf, options, written)
     return flow
 
 
-def _merged(written: Mapping[str, list[Stream[QueryResult]]]) -> dict[str, Stream[QueryResult]]:
-    """One stream of results per Stream written (several queries may write one)."""
-    return {name: streams[0] if len(streams) == 1 else op.merge(f"{name}_written", *streams)
-            for name, streams in written.items()}
+class WrittenStreams(Mapping[str, Stream[QueryResult]]):
+    """The results the queries wired so far write, by Stream name. Several
+    queries may write one Stream: their results are merged into one stream
+    when a reader first takes it, once (the chain order wires every writer
+    of a Stream before its readers)."""
+
+    def __init__(self) -> None:
+        self._writers: dict[str, list[Stream[QueryResult]]] = {}
+        self._taken: dict[str, Stream[QueryResult]] = {}
+
+    def add(self, name: str, results: Stream[QueryResult]) -> None:
+        assert name not in self._taken, f"a writer of {name} was wired after one of its readers"
+        self._writers.setdefault(name, []).append(results)
+
+    def __getitem__(self, name: str) -> Stream[QueryResult]:
+        if name not in self._taken:
+            streams = self._writers[name]
+            self._taken[name] = streams[0] if len(streams) == 1 else op.merge(f"{name}_written", *streams)
+        return self._taken[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._writers
+
+    def __iter__(self):
+        return iter(self._writers)
+
+    def __len__(self) -> int:
+        return len(self._writers)
 
 
 def selected_udf_processors(pipeline: Pipeline, options: RunOptions) -> list[UdfProcessor]:

@@ -75,6 +75,18 @@ def test_readers_are_wired_after_their_writers_whatever_the_yaml_order(tmp_path:
     assert type(inner.substeps[0]).__name__ == "handed_over"
 
 
+def test_a_stream_three_queries_write_is_merged_once_for_the_query_that_reads_it(tmp_path: Path) -> None:
+    writers = [processor(f"w{i}", f"INSERT INTO [[STREAM:both]] SELECT a FROM [[STREAM:in{i}]] WHERE a > {i}")
+               for i in range(3)]
+    reader = processor("r", "INSERT INTO [[STREAM:out]] SELECT a FROM [[STREAM:both]] WHERE a > 5")
+    pipeline = pipeline_of(tmp_path, *(stream(f"in{i}", "a") for i in range(3)), stream("both", "a"), stream("out", "a"),
+                           *writers, reader)
+    options = RunOptions.from_env({})
+    flow = build_flow(pipeline, compile_plans(pipeline, options), options)
+    ids = [step.step_id.split(".", 1)[1] for step in flow.substeps]
+    assert ids.count("both_written") == 1 and ids.index("both_written") < ids.index("r")
+
+
 def test_a_cycle_of_queries_is_refused(tmp_path: Path) -> None:
     pipeline = pipeline_of(
         tmp_path, stream("one", "v"), stream("two", "v"),
